@@ -1,0 +1,316 @@
+//! Every flag consul-render accepts, with consul-template's names, as one clap definition.
+//!
+//! Every field is an `Option` (or a list) so that `config::Config::resolve` can layer
+//! defaults < config files < environment < flags; nothing outside `config` reads these.
+//! Go-style booleans (`-once`, `-once=false`) are `Option<bool>` with `num_args = 0..=1`;
+//! the argv rewrite normalises their values before clap sees them.
+
+use clap::{ArgAction, Parser};
+
+const AFTER_HELP: &str = "\
+Flags are consul-template's: single or double dash (-once, --once), value joined or separate
+(-wait=5s, -wait 5s). Booleans take no value or a joined one (-once=false).
+Environment: CONSUL_HTTP_ADDR, CONSUL_TOKEN / CONSUL_HTTP_TOKEN, CONSUL_TOKEN_FILE /
+CONSUL_HTTP_TOKEN_FILE, CONSUL_HTTP_AUTH, CONSUL_HTTP_SSL, CONSUL_HTTP_SSL_VERIFY, CONSUL_CACERT,
+CONSUL_CAPATH, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME,
+CONSUL_TEMPLATE_LOG_LEVEL. Flags beat the environment, which beats config files.
+
+Exit codes: 0 ok, 13 bad flags, 14 runtime failure, 15 configuration or template file error;
+with -dry -diff, 1 when something would change.
+
+Subcommand: `consul-render check -template ...` reports template syntax errors and unknown
+helpers without contacting Consul (same as -parse-only).";
+
+/// The parsed command line.
+#[derive(Parser, Debug, Default, Clone)]
+#[command(
+    name = "consul-render",
+    version,
+    about = "Render handlebars templates from Consul or a data file, write them atomically, run a command on change.",
+    disable_help_flag = true,
+    disable_version_flag = true,
+    after_help = AFTER_HELP,
+    max_term_width = 100
+)]
+pub struct Args {
+    /// Print help.
+    #[arg(short = 'h', long = "help", action = ArgAction::Help, help_heading = "General")]
+    pub help: Option<bool>,
+
+    /// Print the version.
+    #[arg(short = 'v', long = "version", action = ArgAction::Version, help_heading = "General")]
+    pub version: Option<bool>,
+
+    // ----- Consul connection -----
+    /// Consul agent address: host:port, http://…, https://… or unix:///path [env CONSUL_HTTP_ADDR; default 127.0.0.1:8500].
+    #[arg(
+        long = "consul-addr",
+        alias = "consul",
+        value_name = "ADDR",
+        help_heading = "Consul"
+    )]
+    pub consul_addr: Option<String>,
+
+    /// ACL token, sent as X-Consul-Token [env CONSUL_TOKEN, then CONSUL_HTTP_TOKEN].
+    #[arg(
+        long = "consul-token",
+        alias = "token",
+        value_name = "TOKEN",
+        help_heading = "Consul"
+    )]
+    pub consul_token: Option<String>,
+
+    /// File holding the ACL token [env CONSUL_TOKEN_FILE, then CONSUL_HTTP_TOKEN_FILE].
+    #[arg(
+        long = "consul-token-file",
+        value_name = "PATH",
+        help_heading = "Consul"
+    )]
+    pub consul_token_file: Option<String>,
+
+    /// HTTP basic auth, user[:password] [env CONSUL_HTTP_AUTH].
+    #[arg(
+        long = "consul-auth",
+        alias = "auth",
+        value_name = "USER[:PASS]",
+        help_heading = "Consul"
+    )]
+    pub consul_auth: Option<String>,
+
+    /// Use HTTPS to talk to Consul [env CONSUL_HTTP_SSL].
+    #[arg(long = "consul-ssl", alias = "ssl", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Consul")]
+    pub consul_ssl: Option<bool>,
+
+    /// Verify Consul's TLS certificate (default true) [env CONSUL_HTTP_SSL_VERIFY].
+    #[arg(long = "consul-ssl-verify", alias = "ssl-verify", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Consul")]
+    pub consul_ssl_verify: Option<bool>,
+
+    /// CA certificate file for Consul's TLS [env CONSUL_CACERT].
+    #[arg(
+        long = "consul-ssl-ca-cert",
+        alias = "ssl-ca-cert",
+        value_name = "PATH",
+        help_heading = "Consul"
+    )]
+    pub consul_ssl_ca_cert: Option<String>,
+
+    /// Directory of CA certificates [env CONSUL_CAPATH].
+    #[arg(
+        long = "consul-ssl-ca-path",
+        value_name = "PATH",
+        help_heading = "Consul"
+    )]
+    pub consul_ssl_ca_path: Option<String>,
+
+    /// Client certificate for mutual TLS [env CONSUL_CLIENT_CERT].
+    #[arg(
+        long = "consul-ssl-cert",
+        alias = "ssl-cert",
+        value_name = "PATH",
+        help_heading = "Consul"
+    )]
+    pub consul_ssl_cert: Option<String>,
+
+    /// Client key for mutual TLS [env CONSUL_CLIENT_KEY].
+    #[arg(
+        long = "consul-ssl-key",
+        alias = "ssl-key",
+        value_name = "PATH",
+        help_heading = "Consul"
+    )]
+    pub consul_ssl_key: Option<String>,
+
+    /// Server name to verify and send as SNI [env CONSUL_TLS_SERVER_NAME].
+    #[arg(
+        long = "consul-ssl-server-name",
+        value_name = "NAME",
+        help_heading = "Consul"
+    )]
+    pub consul_ssl_server_name: Option<String>,
+
+    /// Retry failed Consul requests (default true).
+    #[arg(long = "consul-retry", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Consul")]
+    pub consul_retry: Option<bool>,
+
+    /// Retry attempts, 0 = forever (default 12).
+    #[arg(
+        long = "consul-retry-attempts",
+        value_name = "N",
+        help_heading = "Consul"
+    )]
+    pub consul_retry_attempts: Option<u32>,
+
+    /// First retry delay, doubled per attempt (default 250ms). Old name: -retry.
+    #[arg(
+        long = "consul-retry-backoff",
+        alias = "retry",
+        value_name = "DURATION",
+        help_heading = "Consul"
+    )]
+    pub consul_retry_backoff: Option<String>,
+
+    /// Longest retry delay (default 1m).
+    #[arg(
+        long = "consul-retry-max-backoff",
+        value_name = "DURATION",
+        help_heading = "Consul"
+    )]
+    pub consul_retry_max_backoff: Option<String>,
+
+    /// Allow stale reads up to this lag; 0 turns stale reads off (default 2s).
+    #[arg(long = "max-stale", value_name = "DURATION", help_heading = "Consul")]
+    pub max_stale: Option<String>,
+
+    /// How long one blocking query waits in Consul (default 60s).
+    #[arg(
+        long = "block-query-wait",
+        value_name = "DURATION",
+        help_heading = "Consul"
+    )]
+    pub block_query_wait: Option<String>,
+
+    /// Most requests open to Consul at once (default 128).
+    #[arg(long = "max-connections", value_name = "N", help_heading = "Consul")]
+    pub max_connections: Option<u32>,
+
+    // ----- Templates and modes -----
+    /// A template: "src:dst[:command]" (repeatable).
+    ///
+    /// Parsed as consul-template does: parts may start with a drive letter (C:\in.hbs);
+    /// fourth and later parts are joined back into the command (in:out:echo a:b).
+    #[arg(long = "template", value_name = "SRC:DST[:CMD]", action = ArgAction::Append, help_heading = "Templates")]
+    pub template: Vec<String>,
+
+    /// Config file or directory, HCL or JSON (repeatable; a directory is read in lexical order).
+    #[arg(long = "config", value_name = "PATH", action = ArgAction::Append, help_heading = "Templates")]
+    pub config: Vec<String>,
+
+    /// Render from this JSON data file instead of Consul.
+    #[arg(long = "data", value_name = "FILE", help_heading = "Templates")]
+    pub data: Option<String>,
+
+    /// Render once and exit instead of watching.
+    #[arg(long = "once", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Templates")]
+    pub once: Option<bool>,
+
+    /// Give up once mode after this long, listing what never arrived (default 30s).
+    #[arg(
+        long = "once-timeout",
+        value_name = "DURATION",
+        help_heading = "Templates"
+    )]
+    pub once_timeout: Option<String>,
+
+    /// Print what would be written ("> DEST" then the content) instead of writing; run nothing.
+    #[arg(long = "dry", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Templates")]
+    pub dry: Option<bool>,
+
+    /// With -dry: print a unified diff against each destination; exit 1 when something would change.
+    #[arg(long = "diff", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Templates")]
+    pub diff: Option<bool>,
+
+    /// Check templates for syntax errors and unknown helpers, contacting nothing, then exit.
+    #[arg(long = "parse-only", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Templates")]
+    pub parse_only: Option<bool>,
+
+    /// Quiescence: wait for MIN without changes, at most MAX (default 4 x MIN) [watch mode].
+    #[arg(long = "wait", value_name = "MIN[:MAX]", help_heading = "Templates")]
+    pub wait: Option<String>,
+
+    /// Validate each candidate file before it replaces the destination; {{path}} is its path.
+    #[arg(long = "check", value_name = "CMD", help_heading = "Templates")]
+    pub check: Option<String>,
+
+    /// Make template errors fatal in watch mode.
+    #[arg(long = "template-error-fatal", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Templates")]
+    pub template_error_fatal: Option<bool>,
+
+    // ----- Exec mode -----
+    /// Supervise this command: start it after the first render, reload or restart it on change [watch mode].
+    #[arg(long = "exec", value_name = "CMD", help_heading = "Exec")]
+    pub exec: Option<String>,
+
+    /// Signal sent to the exec child on change; unset = restart it.
+    #[arg(
+        long = "exec-reload-signal",
+        value_name = "SIGNAL",
+        help_heading = "Exec"
+    )]
+    pub exec_reload_signal: Option<String>,
+
+    /// Signal that stops the exec child (default SIGINT).
+    #[arg(
+        long = "exec-kill-signal",
+        value_name = "SIGNAL",
+        help_heading = "Exec"
+    )]
+    pub exec_kill_signal: Option<String>,
+
+    /// Wait this long after the kill signal before SIGKILL (default 30s).
+    #[arg(
+        long = "exec-kill-timeout",
+        value_name = "DURATION",
+        help_heading = "Exec"
+    )]
+    pub exec_kill_timeout: Option<String>,
+
+    /// Random delay up to this before reloading the exec child.
+    #[arg(long = "exec-splay", value_name = "DURATION", help_heading = "Exec")]
+    pub exec_splay: Option<String>,
+
+    /// Give the exec child no inherited environment.
+    #[arg(long = "exec-env-pristine", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Exec")]
+    pub exec_env_pristine: Option<bool>,
+
+    /// Extra K=V for the exec child's environment (repeatable).
+    #[arg(long = "exec-env-custom", value_name = "K=V", action = ArgAction::Append, help_heading = "Exec")]
+    pub exec_env_custom: Vec<String>,
+
+    /// Pass only variables matching this glob (repeatable).
+    #[arg(long = "exec-env-allowlist", value_name = "GLOB", action = ArgAction::Append, help_heading = "Exec")]
+    pub exec_env_allowlist: Vec<String>,
+
+    /// Never pass variables matching this glob (repeatable).
+    #[arg(long = "exec-env-denylist", value_name = "GLOB", action = ArgAction::Append, help_heading = "Exec")]
+    pub exec_env_denylist: Vec<String>,
+
+    // ----- Process -----
+    /// Signal that re-reads config and templates (default SIGHUP).
+    #[arg(
+        long = "reload-signal",
+        value_name = "SIGNAL",
+        help_heading = "Process"
+    )]
+    pub reload_signal: Option<String>,
+
+    /// Signal that stops consul-render (default SIGINT; SIGTERM always stops it too).
+    #[arg(long = "kill-signal", value_name = "SIGNAL", help_heading = "Process")]
+    pub kill_signal: Option<String>,
+
+    /// Log level: trace, debug, info, warn, err [env CONSUL_TEMPLATE_LOG_LEVEL; default warn].
+    #[arg(long = "log-level", value_name = "LEVEL", help_heading = "Process")]
+    pub log_level: Option<String>,
+
+    /// Log format: text or json (default text).
+    #[arg(long = "log-format", value_name = "FORMAT", help_heading = "Process")]
+    pub log_format: Option<String>,
+
+    /// Write our PID to this file.
+    #[arg(long = "pid-file", value_name = "PATH", help_heading = "Process")]
+    pub pid_file: Option<String>,
+
+    /// Serve /health, /ready and /metrics on this address [watch mode].
+    #[arg(long = "status-addr", value_name = "ADDR", help_heading = "Process")]
+    pub status_addr: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+}

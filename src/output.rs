@@ -1,0 +1,239 @@
+//! Writing rendered files: compare, then temp file in the destination's directory, fsync,
+//! keep mode and owner, optional backup, rename over the destination. A reader sees the old file
+//! or the new one, never a partial one; a failed write leaves the destination untouched.
+
+use anyhow::{Context, Result};
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use tempfile::NamedTempFile;
+
+/// How to write one destination (a template's `perms`, `backup`, `create_dest_dirs`).
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    pub perms: Option<u32>,
+    pub backup: bool,
+    pub create_dest_dirs: bool,
+}
+
+/// True when `contents` differs from what `dest` holds now (a missing file differs).
+pub fn differs(dest: &Path, contents: &[u8]) -> Result<bool> {
+    match fs::read(dest) {
+        Ok(old) => Ok(old != contents),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e).with_context(|| format!("reading {}", dest.display())),
+    }
+}
+
+/// A rendered file written beside its destination, not yet in place.
+pub struct Candidate {
+    temp: NamedTempFile,
+    dest: PathBuf,
+    backup: bool,
+}
+
+impl Candidate {
+    /// Where the candidate is, for a check command.
+    pub fn path(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// Renames the candidate over the destination (keeping a `.bak` first when asked).
+    pub fn install(self) -> Result<()> {
+        let dest = self.dest;
+        if self.backup && dest.exists() {
+            let bak = backup_path(&dest);
+            let _ = fs::remove_file(&bak);
+            if fs::hard_link(&dest, &bak).is_err() {
+                fs::copy(&dest, &bak)
+                    .with_context(|| format!("writing backup {}", bak.display()))?;
+            }
+        }
+        match self.temp.persist(&dest) {
+            Ok(_) => {}
+            Err(e) if e.error.raw_os_error() == Some(nix::libc::EBUSY) => {
+                // A single-file bind mount cannot be renamed over: write it in place instead.
+                tracing::warn!(dest = %dest.display(), "destination is busy (a bind mount?): writing in place, not atomically");
+                let contents = fs::read(e.file.path()).context("reading the candidate file")?;
+                fs::write(&dest, contents)
+                    .with_context(|| format!("writing {}", dest.display()))?;
+            }
+            Err(e) => {
+                return Err(e.error)
+                    .with_context(|| format!("renaming the new file over {}", dest.display()))
+            }
+        }
+        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `DEST.bak`.
+pub fn backup_path(dest: &Path) -> PathBuf {
+    let mut s = dest.as_os_str().to_owned();
+    s.push(".bak");
+    PathBuf::from(s)
+}
+
+/// Writes `contents` to a temp file beside `dest` with the mode and owner `dest` will have.
+/// Returns `None` when `dest` already holds exactly these bytes.
+pub fn prepare(dest: &Path, contents: &[u8], opts: WriteOptions) -> Result<Option<Candidate>> {
+    if !differs(dest, contents)? {
+        return Ok(None);
+    }
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.exists() {
+        if !opts.create_dest_dirs {
+            anyhow::bail!(
+                "{}: parent directory is missing (create_dest_dirs is off)",
+                dest.display()
+            );
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&dir)
+            .with_context(|| format!("creating directory {}", dir.display()))?;
+    }
+    let existing = fs::metadata(dest).ok();
+    let mut temp = tempfile::Builder::new()
+        .prefix(".consul-render-")
+        .tempfile_in(&dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    temp.write_all(contents)
+        .and_then(|()| temp.as_file().sync_all())
+        .with_context(|| format!("writing a temp file in {}", dir.display()))?;
+    let mode = opts
+        .perms
+        .or_else(|| existing.as_ref().map(|m| m.mode() & 0o7777))
+        .unwrap_or(0o644);
+    fs::set_permissions(temp.path(), fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting mode {mode:o} on the new {}", dest.display()))?;
+    if let Some(m) = &existing {
+        if let Err(e) = std::os::unix::fs::fchown(temp.as_file(), Some(m.uid()), Some(m.gid())) {
+            tracing::warn!(dest = %dest.display(), error = %e, "could not keep the file's owner");
+        }
+    }
+    Ok(Some(Candidate {
+        temp,
+        dest: dest.to_path_buf(),
+        backup: opts.backup,
+    }))
+}
+
+/// A unified diff of `dest` (empty when missing) against `new`, or `None` when they are equal.
+pub fn diff(dest: &Path, new: &str) -> Result<Option<String>> {
+    let old = match fs::read(dest) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dest.display())),
+    };
+    if old == new {
+        return Ok(None);
+    }
+    let name = dest.display().to_string();
+    Ok(Some(
+        similar::TextDiff::from_lines(old.as_str(), new)
+            .unified_diff()
+            .header(&name, &name)
+            .to_string(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTS: WriteOptions = WriteOptions {
+        perms: None,
+        backup: false,
+        create_dest_dirs: true,
+    };
+
+    #[test]
+    fn writes_only_changes_and_keeps_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("sub/out.conf");
+        prepare(&dest, b"one", OPTS)
+            .unwrap()
+            .unwrap()
+            .install()
+            .unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"one");
+        assert_eq!(fs::metadata(&dest).unwrap().mode() & 0o777, 0o644);
+        assert!(prepare(&dest, b"one", OPTS).unwrap().is_none());
+        fs::set_permissions(&dest, fs::Permissions::from_mode(0o600)).unwrap();
+        prepare(&dest, b"two", OPTS)
+            .unwrap()
+            .unwrap()
+            .install()
+            .unwrap();
+        assert_eq!(fs::metadata(&dest).unwrap().mode() & 0o777, 0o600);
+        let opts = WriteOptions {
+            perms: Some(0o640),
+            backup: true,
+            ..OPTS
+        };
+        prepare(&dest, b"three", opts)
+            .unwrap()
+            .unwrap()
+            .install()
+            .unwrap();
+        assert_eq!(fs::metadata(&dest).unwrap().mode() & 0o777, 0o640);
+        assert_eq!(fs::read(backup_path(&dest)).unwrap(), b"two");
+        let leftovers: Vec<_> = fs::read_dir(dest.parent().unwrap())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".consul-render-")
+            })
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn dropped_candidate_leaves_destination_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        fs::write(&dest, "old").unwrap();
+        let c = prepare(&dest, b"new", OPTS).unwrap().unwrap();
+        let candidate_path = c.path().to_path_buf();
+        drop(c);
+        assert_eq!(fs::read(&dest).unwrap(), b"old");
+        assert!(!candidate_path.exists());
+    }
+
+    #[test]
+    fn missing_parent_without_create_dest_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WriteOptions {
+            create_dest_dirs: false,
+            ..OPTS
+        };
+        let err = prepare(&dir.path().join("no/out"), b"x", opts)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("parent directory is missing"));
+    }
+
+    #[test]
+    fn diffs() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        fs::write(&dest, "a\nb\n").unwrap();
+        assert!(diff(&dest, "a\nb\n").unwrap().is_none());
+        let d = diff(&dest, "a\nc\n").unwrap().unwrap();
+        assert!(d.contains("-b\n") && d.contains("+c\n"), "{d}");
+    }
+}

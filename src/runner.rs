@@ -1,0 +1,233 @@
+//! The render loop. Once mode: render every template, fetch what the pass discovered
+//! (concurrently, each unique dependency once), render again, until all are complete; nothing
+//! is returned for writing unless every template completed.
+
+use crate::config::Template;
+use crate::dependency::Dependency;
+use crate::source::{local, Source, SourceError};
+use crate::template::{Engine, Missing, Store, TemplateError};
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A template ready to render.
+pub struct Job {
+    pub config: Template,
+    pub engine: Engine,
+    /// The name logs and errors use.
+    pub name: String,
+}
+
+/// Why once mode could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum OnceError {
+    #[error("{0}")]
+    Template(TemplateError),
+    #[error("{0}")]
+    Fetch(String),
+    /// Things that will never arrive in once mode (absent keys, missing files, empty safeLs).
+    #[error("{0}")]
+    NeverArrived(String),
+    #[error("{0}")]
+    Timeout(String),
+}
+
+/// Statistics of one once run, for logs and benchmarks.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub passes: usize,
+    pub fetches: usize,
+}
+
+/// Renders every job to completion; returns the outputs in job order.
+pub async fn once(
+    jobs: &[Job],
+    source: &dyn Source,
+    timeout: Duration,
+) -> Result<(Vec<String>, Stats), OnceError> {
+    let mut store = Store::new();
+    let mut stats = Stats::default();
+    let mut pending_report: Vec<(String, Missing)> = Vec::new();
+    let work = async {
+        loop {
+            stats.passes += 1;
+            let snapshot = Arc::new(store.clone());
+            let mut outputs = Vec::with_capacity(jobs.len());
+            let mut wanted: Vec<Dependency> = Vec::new();
+            let mut never: Vec<(String, Missing)> = Vec::new();
+            pending_report.clear();
+            for job in jobs {
+                let r = job
+                    .engine
+                    .render(snapshot.clone())
+                    .map_err(OnceError::Template)?;
+                for m in &r.missing {
+                    match m {
+                        Missing::Pending(d) => {
+                            if !wanted.contains(d) {
+                                wanted.push(d.clone());
+                            }
+                            pending_report.push((job.name.clone(), m.clone()));
+                        }
+                        Missing::Absent(_) | Missing::Empty(_) => {
+                            never.push((job.name.clone(), m.clone()))
+                        }
+                    }
+                }
+                outputs.push(r.output);
+            }
+            if !never.is_empty() {
+                return Err(OnceError::NeverArrived(format!(
+                    "once mode cannot render; this will not arrive:\n{}",
+                    describe(&never)
+                )));
+            }
+            if wanted.is_empty() {
+                return Ok(outputs);
+            }
+            let fetched = futures_join(source, &wanted).await;
+            stats.fetches += wanted.len();
+            for (dep, result) in wanted.into_iter().zip(fetched) {
+                let value = result.map_err(|e| OnceError::Fetch(format!("{dep}: {e}")))?;
+                store.insert(dep, value);
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result.map(|outputs| (outputs, stats)),
+        Err(_) => Err(OnceError::Timeout(format!(
+            "once mode gave up after {} (-once-timeout); still waiting for:\n{}",
+            crate::config::duration::format(timeout),
+            describe(&pending_report)
+        ))),
+    }
+}
+
+/// Fetches every dependency at once: Consul ones from `source`, files from disk.
+async fn futures_join(
+    source: &dyn Source,
+    deps: &[Dependency],
+) -> Vec<Result<Option<serde_json::Value>, SourceError>> {
+    let mut set = Vec::with_capacity(deps.len());
+    for dep in deps {
+        set.push(async move {
+            match dep {
+                Dependency::File(path) => local::read(path).map(|f| f.value),
+                _ => source.fetch(dep, None).await.map(|f| f.value),
+            }
+        });
+    }
+    join_all(set).await
+}
+
+/// Polls every future to completion concurrently, keeping their order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => results[i] = Some(v),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+fn describe(list: &[(String, Missing)]) -> String {
+    let mut seen = HashSet::new();
+    let mut out = String::new();
+    for (template, m) in list {
+        if !seen.insert((template.clone(), m.clone())) {
+            continue;
+        }
+        let dep = m.dependency();
+        let why = match (m, dep) {
+            (Missing::Absent(_), Dependency::Key { path, .. }) => {
+                format!("key {path:?} does not exist (use keyOrDefault \"{path}\" \"DEFAULT\" if it is optional)")
+            }
+            (Missing::Absent(_), Dependency::File(p)) => {
+                format!("file {} does not exist", p.display())
+            }
+            (Missing::Absent(_), _) => format!("{dep} does not exist"),
+            (Missing::Empty(_), _) => {
+                format!("{dep} is empty (safeLs/safeTree refuse to render an empty list)")
+            }
+            (Missing::Pending(_), _) => format!("{dep} has not arrived"),
+        };
+        let _ = writeln!(out, "  {template}: {why}");
+    }
+    out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::data::DataSource;
+
+    #[tokio::test]
+    async fn join_all_keeps_order() {
+        let make = |n: i32| async move { n };
+        let out = join_all(vec![make(1), make(2)]).await;
+        assert_eq!(out, vec![1, 2]);
+    }
+
+    fn job(src: &str) -> Job {
+        Job {
+            config: Template {
+                source: crate::config::TemplateSource::Inline(src.into()),
+                destination: None,
+                command: vec![],
+                command_timeout: Duration::from_secs(1),
+                check: None,
+                perms: None,
+                backup: false,
+                rollback: false,
+                create_dest_dirs: true,
+                wait: None,
+                error_on_missing_key: false,
+                sandbox_path: None,
+            },
+            engine: Engine::compile("t", src, false, None).unwrap(),
+            name: "t".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn nested_queries_take_several_passes() {
+        let data = DataSource::from_json(
+            r#"{"nodes": [{"Node": "n", "Address": "1.1.1.1"}],
+                "services": [{"Node": "n", "Service": "a", "Port": 1}, {"Node": "n", "Service": "b", "Port": 2}]}"#,
+        )
+        .unwrap();
+        let jobs = [job(
+            "{{#each (services)}}{{#each (service Name)}}{{Name}}:{{Port}} {{/each}}{{/each}}",
+        )];
+        let (out, stats) = once(&jobs, &data, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(out[0], "a:1 b:2 ");
+        assert_eq!(stats.passes, 3);
+    }
+
+    #[tokio::test]
+    async fn missing_key_fails_at_once() {
+        let data = DataSource::from_json("{}").unwrap();
+        let err = once(&[job("{{key \"nope\"}}")], &data, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, OnceError::NeverArrived(m) if m.contains("keyOrDefault")),
+            "{err}"
+        );
+    }
+}

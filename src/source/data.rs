@@ -1,0 +1,406 @@
+//! A JSON data file standing in for Consul (`-data FILE`), answered with Consul's semantics.
+//!
+//! The file lists nodes, service instances (with a health status) and KV pairs. Queries build
+//! the same JSON shapes Consul's endpoints return and go through the same conversion as the
+//! HTTP client, so tag filters, `?passing`, address fallback and ordering match a real agent.
+
+use crate::dependency::{Dependency, HealthFilter, QueryParams};
+use crate::source::model::{
+    self, AgentService, CatalogNode, HealthCheck, HealthEntry, KvPair, Node,
+};
+use crate::source::{Block, FetchFuture, Fetched, Source, SourceError};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The data file as written.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataFile {
+    /// The agent's datacenter (default `dc1`).
+    #[serde(default)]
+    pub datacenter: Option<String>,
+    /// The agent's own node, for `node` with no argument (default: the first node).
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(default)]
+    pub nodes: Vec<DataNode>,
+    #[serde(default)]
+    pub services: Vec<DataService>,
+    #[serde(default)]
+    pub kv: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct DataNode {
+    pub node: String,
+    pub address: String,
+    #[serde(default, rename = "ID")]
+    pub id: String,
+    #[serde(default)]
+    pub datacenter: Option<String>,
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tagged_addresses: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct DataService {
+    pub node: String,
+    #[serde(default, rename = "ID")]
+    pub id: String,
+    pub service: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub port: u32,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    /// passing (default), warning, critical or maintenance.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// The data file, checked and ready to answer queries.
+#[derive(Debug, Clone)]
+pub struct DataSource {
+    datacenter: String,
+    agent_node: Option<String>,
+    nodes: Vec<Node>,
+    entries: Vec<HealthEntry>,
+    kv: Vec<KvPair>,
+}
+
+impl DataSource {
+    /// Loads and checks a data file; errors name the file and the offending entry.
+    pub fn load(path: &Path) -> anyhow::Result<DataSource> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("data file {}: {e}", path.display()))?;
+        Self::from_json(&text).map_err(|e| anyhow::anyhow!("data file {}: {e}", path.display()))
+    }
+
+    /// Parses and checks data-file text.
+    pub fn from_json(text: &str) -> Result<DataSource, String> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let file: DataFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            }
+        })?;
+        Self::from_file(file)
+    }
+
+    pub fn from_file(file: DataFile) -> Result<DataSource, String> {
+        let datacenter = file.datacenter.clone().unwrap_or_else(|| "dc1".into());
+        let mut nodes = Vec::new();
+        for (i, n) in file.nodes.iter().enumerate() {
+            if n.node.is_empty() {
+                return Err(format!("nodes[{i}]: Node cannot be empty"));
+            }
+            if nodes.iter().any(|m: &Node| m.node == n.node) {
+                return Err(format!("nodes[{i}]: node {:?} is listed twice", n.node));
+            }
+            nodes.push(Node {
+                id: n.id.clone(),
+                node: n.node.clone(),
+                address: n.address.clone(),
+                datacenter: n.datacenter.clone().unwrap_or_else(|| datacenter.clone()),
+                tagged_addresses: n.tagged_addresses.clone(),
+                meta: n.meta.clone(),
+            });
+        }
+        let mut entries = Vec::new();
+        let mut ids = BTreeSet::new();
+        for (i, s) in file.services.iter().enumerate() {
+            let node = nodes.iter().find(|n| n.node == s.node).ok_or_else(|| {
+                format!(
+                    "services[{i}]: node {:?} is not listed in \"nodes\"",
+                    s.node
+                )
+            })?;
+            if s.service.is_empty() {
+                return Err(format!("services[{i}]: Service cannot be empty"));
+            }
+            let id = if s.id.is_empty() {
+                s.service.clone()
+            } else {
+                s.id.clone()
+            };
+            if !ids.insert((s.node.clone(), id.clone())) {
+                return Err(format!(
+                    "services[{i}]: ID {id:?} is used twice on node {:?}",
+                    s.node
+                ));
+            }
+            let status = s.status.as_deref().unwrap_or("passing");
+            let check = match status {
+                "passing" | "warning" | "critical" => HealthCheck {
+                    check_id: format!("service:{id}"),
+                    name: format!("Service '{}' check", s.service),
+                    status: status.to_string(),
+                    ..HealthCheck::default()
+                },
+                "maintenance" => HealthCheck {
+                    check_id: format!("_service_maintenance:{id}"),
+                    name: "Service Maintenance Mode".into(),
+                    status: "critical".into(),
+                    ..HealthCheck::default()
+                },
+                other => {
+                    return Err(format!(
+                        "services[{i}]: Status {other:?} is not passing, warning, critical or maintenance"
+                    ))
+                }
+            };
+            let serf = HealthCheck {
+                node: node.node.clone(),
+                check_id: "serfHealth".into(),
+                name: "Serf Health Status".into(),
+                status: "passing".into(),
+                ..HealthCheck::default()
+            };
+            let check = HealthCheck {
+                node: node.node.clone(),
+                service_id: id.clone(),
+                service_name: s.service.clone(),
+                ..check
+            };
+            entries.push(HealthEntry {
+                node: node.clone(),
+                service: AgentService {
+                    id,
+                    service: s.service.clone(),
+                    tags: s.tags.clone(),
+                    address: s.address.clone(),
+                    meta: s.meta.clone(),
+                    port: s.port,
+                    ..AgentService::default()
+                },
+                checks: vec![serf, check],
+            });
+        }
+        if let Some(agent) = &file.node {
+            if !nodes.iter().any(|n| &n.node == agent) {
+                return Err(format!("node: {agent:?} is not listed in \"nodes\""));
+            }
+        }
+        let kv = file
+            .kv
+            .iter()
+            .map(|(k, v)| KvPair {
+                key: k.trim_start_matches('/').to_string(),
+                value: (!v.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(v)),
+                create_index: 1,
+                modify_index: 1,
+                ..KvPair::default()
+            })
+            .collect();
+        let agent_node = file
+            .node
+            .clone()
+            .or_else(|| nodes.first().map(|n| n.node.clone()));
+        Ok(DataSource {
+            datacenter,
+            agent_node,
+            nodes,
+            entries,
+            kv,
+        })
+    }
+
+    fn datacenters(&self) -> BTreeSet<String> {
+        let mut set: BTreeSet<String> = self.nodes.iter().map(|n| n.datacenter.clone()).collect();
+        set.insert(self.datacenter.clone());
+        set
+    }
+
+    fn dc(&self, dc: &Option<String>, query: &QueryParams) -> Result<String, SourceError> {
+        if let Some((k, _)) = query.first() {
+            return Err(SourceError::Fatal(format!(
+                "query parameter ?{k} (Consul Enterprise or peering) is not supported with -data"
+            )));
+        }
+        let dc = dc.clone().unwrap_or_else(|| self.datacenter.clone());
+        if !self.datacenters().contains(&dc) {
+            return Err(SourceError::Fatal(format!(
+                "No path to datacenter {dc:?} in the data file"
+            )));
+        }
+        Ok(dc)
+    }
+
+    /// Answers one dependency at once.
+    pub fn answer(&self, dep: &Dependency) -> Result<Option<Value>, SourceError> {
+        Ok(match dep {
+            Dependency::Service(q) => {
+                let dc = self.dc(&q.dc, &q.query)?;
+                let entries: Vec<HealthEntry> = self
+                    .entries
+                    .iter()
+                    .filter(|e| e.node.datacenter == dc && e.service.service == q.name)
+                    .filter(|e| q.tag.as_ref().is_none_or(|t| e.service.tags.contains(t)))
+                    .filter(|e| {
+                        q.filter != HealthFilter::PassingOnly || model::all_passing(&e.checks)
+                    })
+                    .cloned()
+                    .collect();
+                Some(model::instances(&entries, q))
+            }
+            Dependency::Services { dc, query } => {
+                let dc = self.dc(dc, query)?;
+                let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for e in self.entries.iter().filter(|e| e.node.datacenter == dc) {
+                    map.entry(e.service.service.clone())
+                        .or_default()
+                        .extend(e.service.tags.iter().cloned());
+                }
+                Some(model::services(&map))
+            }
+            Dependency::Nodes { dc, near, query } => {
+                let dc = self.dc(dc, query)?;
+                let list: Vec<Node> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.datacenter == dc)
+                    .cloned()
+                    .collect();
+                Some(model::nodes(&list, near.is_some()))
+            }
+            Dependency::Node { name, dc, query } => {
+                let dc = self.dc(dc, query)?;
+                let name = name.clone().or_else(|| self.agent_node.clone());
+                let node = self
+                    .nodes
+                    .iter()
+                    .find(|n| Some(&n.node) == name.as_ref() && n.datacenter == dc);
+                node.map(|n| {
+                    let services = self
+                        .entries
+                        .iter()
+                        .filter(|e| e.node.node == n.node)
+                        .map(|e| (e.service.id.clone(), e.service.clone()))
+                        .collect();
+                    model::node(&CatalogNode {
+                        node: n.clone(),
+                        services,
+                    })
+                })
+            }
+            Dependency::Datacenters => Some(Value::Array(
+                self.datacenters().into_iter().map(Value::String).collect(),
+            )),
+            Dependency::Key { path, dc, query } => {
+                let dc = self.dc(dc, query)?;
+                (dc == self.datacenter)
+                    .then(|| self.kv.iter().find(|p| &p.key == path))
+                    .flatten()
+                    .map(model::kv_pair)
+            }
+            Dependency::KeyPrefix { prefix, dc, query } => {
+                let dc = self.dc(dc, query)?;
+                let pairs: Vec<KvPair> = if dc == self.datacenter {
+                    self.kv
+                        .iter()
+                        .filter(|p| p.key.starts_with(prefix.as_str()))
+                        .cloned()
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Some(model::kv_list(&pairs, prefix))
+            }
+            Dependency::File(_) => {
+                return Err(SourceError::Fatal(format!(
+                    "{dep} is not answered by the data file"
+                )))
+            }
+        })
+    }
+}
+
+impl Source for DataSource {
+    fn fetch<'a>(&'a self, dep: &'a Dependency, _block: Option<Block>) -> FetchFuture<'a> {
+        Box::pin(async move { self.answer(dep).map(|value| Fetched { value, index: 1 }) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dependency::parse_service;
+
+    const DATA: &str = r#"{
+      "datacenter": "dc1",
+      "nodes": [{"Node": "n1", "Address": "10.0.0.1"}, {"Node": "n2", "Address": "10.0.0.2", "Datacenter": "dc2"}],
+      "services": [
+        {"Node": "n1", "ID": "b1", "Service": "blue", "Port": 8081, "Tags": ["v1"]},
+        {"Node": "n1", "ID": "b2", "Service": "blue", "Address": "10.0.0.5", "Port": 8082, "Status": "critical"},
+        {"Node": "n2", "ID": "b3", "Service": "blue", "Port": 8083}
+      ],
+      "kv": {"service/live": "blue"}
+    }"#;
+
+    #[test]
+    fn answers_with_consul_semantics() {
+        let d = DataSource::from_json(DATA).unwrap();
+        let v = d
+            .answer(&Dependency::Service(parse_service("blue").unwrap()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 1);
+        assert_eq!(v[0]["Address"], "10.0.0.1");
+        let v = d
+            .answer(&Dependency::Service(parse_service("blue|any").unwrap()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 2);
+        let v = d
+            .answer(&Dependency::Service(parse_service("blue@dc2").unwrap()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(v[0]["ID"], "b3");
+        let v = d
+            .answer(&Dependency::Service(parse_service("v2.blue|any").unwrap()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 0);
+        assert!(d
+            .answer(&Dependency::Service(parse_service("blue@dc9").unwrap()))
+            .is_err());
+        let key = Dependency::Key {
+            path: "service/live".into(),
+            dc: None,
+            query: vec![],
+        };
+        assert_eq!(d.answer(&key).unwrap().unwrap()["Value"], "blue");
+        let missing = Dependency::Key {
+            path: "nope".into(),
+            dc: None,
+            query: vec![],
+        };
+        assert_eq!(d.answer(&missing).unwrap(), None);
+    }
+
+    #[test]
+    fn bad_files_are_named() {
+        let e =
+            DataSource::from_json(r#"{"services": [{"Node": "x", "Service": "a"}]}"#).unwrap_err();
+        assert!(e.contains("services[0]") && e.contains("\"x\""), "{e}");
+        let e = DataSource::from_json(r#"{"nodes": [{"Node": "x", "Address": "a", "Colour": 1}]}"#)
+            .unwrap_err();
+        assert!(e.contains("nodes[0]") && e.contains("Colour"), "{e}");
+        let e = DataSource::from_json(r#"{"bogus": 1}"#).unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+    }
+}

@@ -1,0 +1,196 @@
+//! Consul helpers: `service`, `services`, `nodes`, `node`, `datacenters`, the KV helpers.
+//!
+//! Each names a dependency and returns its value, or an empty value of the right type while the
+//! value has not arrived (the render is then incomplete and not written).
+
+use super::{spec, Call, HelperResult, Spec};
+use crate::dependency::{self, Dependency};
+use crate::source::model;
+use crate::template::scope::{self, Lookup, Missing};
+use serde_json::{json, Value};
+
+pub const HELPERS: &[Spec] = &[
+    spec("service", 1, 2, service),
+    spec("services", 0, 1, services),
+    spec("nodes", 0, 1, nodes),
+    spec("node", 0, 1, node),
+    spec("datacenters", 0, 0, datacenters),
+    spec("key", 1, 1, key),
+    spec("keyExists", 1, 1, key_exists),
+    spec("keyOrDefault", 2, 2, key_or_default),
+    spec("ls", 1, 1, ls),
+    spec("safeLs", 1, 1, safe_ls),
+    spec("tree", 1, 1, tree),
+    spec("safeTree", 1, 1, safe_tree),
+];
+
+fn value_or(dep: Dependency, empty: Value) -> Value {
+    match scope::lookup(dep) {
+        Lookup::Present(v) => v,
+        Lookup::Pending | Lookup::Absent => empty,
+    }
+}
+
+/// `service "QUERY"`, `service "QUERY" "FILTER"` or `service "NAME" tag=… dc=… near=… filter=…`.
+fn service(c: &Call) -> HelperResult {
+    let mut query = c.str(0)?.to_string();
+    if query.is_empty() {
+        return Ok(json!([]));
+    }
+    if !c.hash.is_empty() {
+        let get = |k: &str| -> Result<Option<String>, String> {
+            match c.hash.get(k) {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(format!("{k}= must be a string, got {}", super::kind(other))),
+            }
+        };
+        for k in c.hash.keys() {
+            if !["tag", "dc", "near", "filter"].contains(&k.as_str()) {
+                return Err(format!("unknown option {k}= (tag, dc, near, filter)"));
+            }
+        }
+        if let Some(tag) = get("tag")? {
+            query = format!("{tag}.{query}");
+        }
+        if let Some(dc) = get("dc")? {
+            query.push('@');
+            query.push_str(&dc);
+        }
+        if let Some(near) = get("near")? {
+            query.push('~');
+            query.push_str(&near);
+        }
+        if let Some(f) = get("filter")? {
+            query.push('|');
+            query.push_str(&f);
+        }
+    }
+    if c.args.len() == 2 {
+        query.push('|');
+        query.push_str(c.str(1)?);
+    }
+    let q = dependency::parse_service(&query).map_err(|e| e.to_string())?;
+    Ok(value_or(Dependency::Service(q), json!([])))
+}
+
+fn opt_str(c: &Call, i: usize) -> Result<String, String> {
+    if c.args.len() > i {
+        Ok(c.str(i)?.to_string())
+    } else {
+        Ok(String::new())
+    }
+}
+
+fn services(c: &Call) -> HelperResult {
+    let (dc, _, query) =
+        dependency::parse_catalog("services", &opt_str(c, 0)?, false).map_err(|e| e.to_string())?;
+    Ok(value_or(Dependency::Services { dc, query }, json!([])))
+}
+
+fn nodes(c: &Call) -> HelperResult {
+    let (dc, near, query) =
+        dependency::parse_catalog("nodes", &opt_str(c, 0)?, true).map_err(|e| e.to_string())?;
+    Ok(value_or(Dependency::Nodes { dc, near, query }, json!([])))
+}
+
+fn node(c: &Call) -> HelperResult {
+    let dep = dependency::parse_node(&opt_str(c, 0)?).map_err(|e| e.to_string())?;
+    // consul-template: a node that does not exist gives nil, which prints nothing.
+    Ok(value_or(dep, Value::Null))
+}
+
+fn datacenters(_: &Call) -> HelperResult {
+    Ok(value_or(Dependency::Datacenters, json!([])))
+}
+
+fn kv_dep(c: &Call, kind: &'static str) -> Result<Dependency, String> {
+    let (path, dc, query) = dependency::parse_kv(kind, c.str(0)?).map_err(|e| e.to_string())?;
+    if path.is_empty() {
+        return Err("the key cannot be empty".into());
+    }
+    Ok(Dependency::Key { path, dc, query })
+}
+
+fn pair_value(v: &Value) -> String {
+    v.get("Value")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `key`: the value; a key that does not exist keeps the template unrendered.
+fn key(c: &Call) -> HelperResult {
+    let dep = kv_dep(c, "key")?;
+    Ok(match scope::lookup(dep.clone()) {
+        Lookup::Present(v) => Value::String(pair_value(&v)),
+        Lookup::Pending => Value::String(String::new()),
+        Lookup::Absent => {
+            scope::mark_missing(Missing::Absent(dep));
+            Value::String(String::new())
+        }
+    })
+}
+
+fn key_exists(c: &Call) -> HelperResult {
+    let dep = kv_dep(c, "keyExists")?;
+    Ok(Value::Bool(matches!(
+        scope::lookup(dep),
+        Lookup::Present(_)
+    )))
+}
+
+/// `keyOrDefault`: the value, or the default when the key is absent or empty.
+fn key_or_default(c: &Call) -> HelperResult {
+    let dep = kv_dep(c, "keyOrDefault")?;
+    let default = c.text(1)?;
+    Ok(Value::String(match scope::lookup(dep) {
+        Lookup::Present(v) => {
+            let s = pair_value(&v);
+            if s.is_empty() {
+                default
+            } else {
+                s
+            }
+        }
+        Lookup::Pending | Lookup::Absent => default,
+    }))
+}
+
+fn prefix_dep(c: &Call, kind: &'static str) -> Result<Dependency, String> {
+    let (prefix, dc, query) = dependency::parse_kv(kind, c.str(0)?).map_err(|e| e.to_string())?;
+    Ok(Dependency::KeyPrefix { prefix, dc, query })
+}
+
+fn listing(c: &Call, kind: &'static str, children_only: bool, safe: bool) -> HelperResult {
+    let dep = prefix_dep(c, kind)?;
+    let (all, arrived) = match scope::lookup(dep.clone()) {
+        Lookup::Present(v) => (v, true),
+        Lookup::Pending | Lookup::Absent => (json!([]), false),
+    };
+    let list = if children_only {
+        model::only_children(&all)
+    } else {
+        model::without_folders(&all)
+    };
+    if safe && arrived && list.as_array().is_some_and(Vec::is_empty) {
+        scope::mark_missing(Missing::Empty(dep));
+    }
+    Ok(list)
+}
+
+fn ls(c: &Call) -> HelperResult {
+    listing(c, "ls", true, false)
+}
+
+fn safe_ls(c: &Call) -> HelperResult {
+    listing(c, "safeLs", true, true)
+}
+
+fn tree(c: &Call) -> HelperResult {
+    listing(c, "tree", false, false)
+}
+
+fn safe_tree(c: &Call) -> HelperResult {
+    listing(c, "safeTree", false, true)
+}

@@ -1,0 +1,153 @@
+//! String helpers: `join`, `split`, `splitToMap`, `trim*`, case, `replaceAll`, regexes, `indent`.
+
+use super::{spec, to_text, Call, HelperResult, Spec};
+use regex::Regex;
+use serde_json::{Map, Value};
+
+pub const HELPERS: &[Spec] = &[
+    spec("join", 2, 2, join),
+    spec("split", 2, 2, split),
+    spec("splitToMap", 3, 3, split_to_map),
+    spec("trim", 2, 2, trim),
+    spec("trimPrefix", 2, 2, trim_prefix),
+    spec("trimSuffix", 2, 2, trim_suffix),
+    spec("trimSpace", 1, 1, trim_space),
+    spec("toLower", 1, 1, to_lower),
+    spec("toUpper", 1, 1, to_upper),
+    spec("toTitle", 1, 1, to_title),
+    spec("replaceAll", 3, 3, replace_all),
+    spec("regexMatch", 2, 2, regex_match),
+    spec("regexReplaceAll", 3, 3, regex_replace_all),
+    spec("indent", 2, 2, indent),
+];
+
+fn s(v: String) -> HelperResult {
+    Ok(Value::String(v))
+}
+
+/// `join SEP LIST`.
+fn join(c: &Call) -> HelperResult {
+    let sep = c.str(0)?;
+    let items: Vec<String> = c.list(1)?.iter().map(to_text).collect();
+    s(items.join(sep))
+}
+
+/// `split SEP S`: the input is trimmed first; an empty input gives an empty list.
+fn split(c: &Call) -> HelperResult {
+    let sep = c.str(0)?;
+    let input = c.text(1)?;
+    let input = input.trim();
+    if input.is_empty() {
+        return Ok(Value::Array(Vec::new()));
+    }
+    Ok(Value::Array(
+        input
+            .split(sep)
+            .map(|p| Value::String(p.to_string()))
+            .collect(),
+    ))
+}
+
+/// `splitToMap SEP KVSEP S`: `"a:1,b:2"` with `","` and `":"` → `{a: "1", b: "2"}`.
+fn split_to_map(c: &Call) -> HelperResult {
+    let (sep, kv_sep) = (c.str(0)?, c.str(1)?);
+    let input = c.text(2)?;
+    let mut m = Map::new();
+    if input.is_empty() {
+        return Ok(Value::Object(m));
+    }
+    for item in input.split(sep) {
+        if let Some((k, v)) = item.split_once(kv_sep) {
+            m.insert(k.to_string(), Value::String(v.to_string()));
+        }
+    }
+    Ok(Value::Object(m))
+}
+
+/// `trim CUTSET S`: Go's `strings.Trim`.
+fn trim(c: &Call) -> HelperResult {
+    let cutset: Vec<char> = c.str(0)?.chars().collect();
+    s(c.text(1)?
+        .trim_matches(|ch| cutset.contains(&ch))
+        .to_string())
+}
+
+fn trim_prefix(c: &Call) -> HelperResult {
+    let prefix = c.str(0)?;
+    let input = c.text(1)?;
+    s(input.strip_prefix(prefix).unwrap_or(&input).to_string())
+}
+
+fn trim_suffix(c: &Call) -> HelperResult {
+    let suffix = c.str(0)?;
+    let input = c.text(1)?;
+    s(input.strip_suffix(suffix).unwrap_or(&input).to_string())
+}
+
+fn trim_space(c: &Call) -> HelperResult {
+    s(c.text(0)?.trim().to_string())
+}
+
+fn to_lower(c: &Call) -> HelperResult {
+    s(c.text(0)?.to_lowercase())
+}
+
+fn to_upper(c: &Call) -> HelperResult {
+    s(c.text(0)?.to_uppercase())
+}
+
+/// Go's `strings.Title`: the first letter of each word upper-cased, the rest kept.
+fn to_title(c: &Call) -> HelperResult {
+    let mut out = String::new();
+    let mut prev_sep = true;
+    for ch in c.text(0)?.chars() {
+        if prev_sep {
+            out.extend(ch.to_uppercase());
+        } else {
+            out.push(ch);
+        }
+        prev_sep = !(ch.is_alphanumeric() || ch == '_' || ch == '\'');
+    }
+    s(out)
+}
+
+/// `replaceAll FROM TO S`.
+fn replace_all(c: &Call) -> HelperResult {
+    let (from, to) = (c.str(0)?, c.str(1)?);
+    s(c.text(2)?.replace(from, to))
+}
+
+fn compile(re: &str) -> Result<Regex, String> {
+    Regex::new(re).map_err(|e| format!("invalid regular expression {re:?}: {e}"))
+}
+
+/// `regexMatch RE S`.
+fn regex_match(c: &Call) -> HelperResult {
+    Ok(Value::Bool(compile(c.str(0)?)?.is_match(&c.text(1)?)))
+}
+
+/// `regexReplaceAll RE REPL S`: `$1`, `${name}` refer to groups.
+fn regex_replace_all(c: &Call) -> HelperResult {
+    let re = compile(c.str(0)?)?;
+    let repl = c.str(1)?;
+    s(re.replace_all(&c.text(2)?, repl).into_owned())
+}
+
+/// `indent N S`: N spaces before every non-empty line.
+fn indent(c: &Call) -> HelperResult {
+    let n = c.int(0)?;
+    if n < 0 {
+        return Err("indent value must be a positive integer".into());
+    }
+    let prefix = " ".repeat(n as usize);
+    let mut out = String::new();
+    let mut at_line_start = true;
+    for ch in c.text(1)?.chars() {
+        if at_line_start && ch != '\n' {
+            out.push_str(&prefix);
+        }
+        out.push(ch);
+        at_line_start = ch == '\n';
+    }
+    s(out)
+}
