@@ -101,14 +101,14 @@ fn init_logging(cfg: &Config) {
 }
 
 fn run(argv: &[String]) -> Result<ExitCode, Failure> {
-    let (args, rewritten) = match parse_args(argv)? {
+    let (mut args, rewritten) = match parse_args(argv)? {
         Ok(parsed) => parsed,
         Err(code) => return Ok(code),
     };
-    let mut cfg = Config::resolve(&args, &|k| std::env::var(k).ok())?;
     if rewritten.subcommand == Some(Subcommand::Check) {
-        cfg.parse_only = true;
+        args.parse_only = Some(true);
     }
+    let cfg = Config::resolve(&args, &|k| std::env::var(k).ok())?;
     init_logging(&cfg);
     for w in &rewritten.warnings {
         tracing::warn!("{w}");

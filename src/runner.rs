@@ -197,6 +197,7 @@ mod tests {
                 create_dest_dirs: true,
                 wait: None,
                 error_on_missing_key: false,
+                error_fatal: None,
                 sandbox_path: None,
             },
             engine: Engine::compile("t", src, false, None).unwrap(),

@@ -103,6 +103,8 @@ pub struct Template {
     pub create_dest_dirs: bool,
     pub wait: Option<Wait>,
     pub error_on_missing_key: bool,
+    /// consul-template's per-template `error_fatal` (watch mode); `-template-error-fatal` wins.
+    pub error_fatal: Option<bool>,
     pub sandbox_path: Option<PathBuf>,
 }
 
@@ -436,9 +438,6 @@ impl Config {
                     "'user' and 'group' are not supported yet; the existing owner is kept",
                 ));
             }
-            if t.error_fatal.is_some() {
-                // Accepted for compatibility; -template-error-fatal decides (watch mode).
-            }
             self.templates.push(Template {
                 source,
                 destination: t.destination.as_ref().map(|d| resolve_relative(path, d)),
@@ -451,6 +450,7 @@ impl Config {
                 create_dest_dirs: t.create_dest_dirs.unwrap_or(true),
                 wait,
                 error_on_missing_key: t.error_on_missing_key.unwrap_or(false),
+                error_fatal: t.error_fatal,
                 sandbox_path: t.sandbox_path.as_ref().map(PathBuf::from),
             });
         }
@@ -596,22 +596,13 @@ impl Config {
             }
             k.auth = parse_auth(v);
         }
-        for (flag, value, slot) in [
-            (
-                "consul-ssl-ca-cert",
-                &a.consul_ssl_ca_cert,
-                &mut k.ssl.ca_cert,
-            ),
-            (
-                "consul-ssl-ca-path",
-                &a.consul_ssl_ca_path,
-                &mut k.ssl.ca_path,
-            ),
-            ("consul-ssl-cert", &a.consul_ssl_cert, &mut k.ssl.cert),
-            ("consul-ssl-key", &a.consul_ssl_key, &mut k.ssl.key),
+        for (value, slot) in [
+            (&a.consul_ssl_ca_cert, &mut k.ssl.ca_cert),
+            (&a.consul_ssl_ca_path, &mut k.ssl.ca_path),
+            (&a.consul_ssl_cert, &mut k.ssl.cert),
+            (&a.consul_ssl_key, &mut k.ssl.key),
         ] {
             if let Some(v) = value {
-                let _ = flag;
                 *slot = Some(v.into());
                 k.ssl.enabled = true;
             }
@@ -665,6 +656,7 @@ impl Config {
                 create_dest_dirs: true,
                 wait: None,
                 error_on_missing_key: false,
+                error_fatal: None,
                 sandbox_path: None,
             });
         }

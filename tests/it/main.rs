@@ -1,1 +1,7 @@
+//! Integration tests through the built binary, one module per topic.
 
+mod blue_green;
+mod cli;
+mod helpers;
+mod render;
+mod support;

@@ -1,0 +1,188 @@
+//! The command line through the binary: Go flag syntax, aliases, errors, help, version.
+
+use crate::support::Dir;
+
+fn setup() -> Dir {
+    let d = Dir::new();
+    d.write("data.json", r#"{"nodes": [], "kv": {"k": "v"}}"#);
+    d.write("in.hbs", "value={{key \"k\"}}\n");
+    d
+}
+
+#[test]
+fn single_dash_double_dash_joined_and_separate_values() {
+    let d = setup();
+    d.run(&["-data", "data.json", "-template", "in.hbs:a.out", "-once"])
+        .code(0);
+    d.run(&["--data=data.json", "--template=in.hbs:b.out", "--once"])
+        .code(0);
+    d.run(&[
+        "-data=data.json",
+        "--template",
+        "in.hbs:c.out",
+        "-once=true",
+    ])
+    .code(0);
+    for f in ["a.out", "b.out", "c.out"] {
+        assert_eq!(d.read(f), "value=v\n");
+    }
+}
+
+#[test]
+fn go_bool_forms() {
+    let d = setup();
+    d.run(&[
+        "-data=data.json",
+        "-template=in.hbs:x.out",
+        "-once=1",
+        "-dry=false",
+    ])
+    .code(0);
+    assert!(d.exists("x.out"), "-dry=false writes");
+    // `-once false` leaves `false` as an extra argument, as Go's flag package does.
+    d.run(&[
+        "-data=data.json",
+        "-template=in.hbs:y.out",
+        "-once",
+        "false",
+    ])
+    .code(13)
+    .stderr_has("unexpected argument 'false'");
+    d.run(&["-once=maybe"])
+        .code(13)
+        .stderr_has("invalid boolean value \"maybe\" for -once");
+}
+
+#[test]
+fn old_aliases_work_with_a_deprecation_warning() {
+    let d = setup();
+    d.run(&[
+        "-consul=127.0.0.1:1",
+        "-retry",
+        "30s",
+        "-token=secret-token",
+        "-data",
+        "data.json",
+        "-template",
+        "in.hbs:o.out",
+        "-once",
+    ])
+    .code(0)
+    .stderr_has("flag -consul is deprecated; use -consul-addr instead")
+    .stderr_has("flag -retry is deprecated; use -consul-retry-backoff instead");
+    assert_eq!(d.read("o.out"), "value=v\n");
+}
+
+#[test]
+fn the_seed_command_line_parses() {
+    // The blue-green seed's exact line, with the binary renamed and a data file for Consul.
+    let d = setup();
+    d.run(&[
+        "-consul=10.0.0.1:8500",
+        "-template=in.hbs:seed.out:echo reloaded",
+        "-retry",
+        "30s",
+        "-once",
+        "-data=data.json",
+    ])
+    .code(0)
+    .stdout_has("reloaded");
+}
+
+#[test]
+fn unknown_and_unsupported_flags() {
+    let d = setup();
+    d.run(&["-onse"])
+        .code(13)
+        .stderr_has("flag provided but not defined: -onse (did you mean -once?)");
+    d.run(&["--templat=x"])
+        .code(13)
+        .stderr_has("did you mean -template?");
+    d.run(&["-vault-addr=http://v"])
+        .code(13)
+        .stderr_has("-vault-addr is not supported");
+    d.run(&["-syslog"]).code(13).stderr_has("syslog");
+    d.run(&["-wait"])
+        .code(13)
+        .stderr_has("flag needs an argument: -wait");
+}
+
+#[test]
+fn bad_values_name_the_flag() {
+    let d = setup();
+    d.run(&["-template=in.hbs:o", "-wait=5"])
+        .code(13)
+        .stderr_has("-wait")
+        .stderr_has("missing unit");
+    d.run(&["-template=in.hbs:o", "-wait=10s:1s"])
+        .code(13)
+        .stderr_has("min is greater than max");
+    d.run(&["-template=in.hbs:o", "-kill-signal=TERM"])
+        .code(13)
+        .stderr_has("-kill-signal");
+    d.run(&["-template=in.hbs:o", "-log-level=loud"])
+        .code(13)
+        .stderr_has("-log-level");
+    d.run(&["-template=in.hbs:o", "-consul-retry-attempts=x"])
+        .code(13)
+        .stderr_has("consul-retry-attempts");
+    d.run(&[]).code(13).stderr_has("no templates");
+    d.run(&["-template=in.hbs"])
+        .code(13)
+        .stderr_has("no destination");
+    for bad in ["", " ", ":", ":::"] {
+        d.run(&["-template", bad])
+            .code(13)
+            .stderr_has("cannot be empty");
+    }
+}
+
+#[test]
+fn windows_style_paths_and_colons_in_commands() {
+    let d = setup();
+    // On Linux these are ordinary file names; the split must keep the drive letters.
+    d.write(r"C:\in.hbs", "win={{key \"k\"}}\n");
+    d.run(&[
+        "-data=data.json",
+        r"-template=C:\in.hbs:D:\out.conf:echo a:b",
+        "-once",
+    ])
+    .code(0)
+    .stdout_has("a:b");
+    assert_eq!(d.read(r"D:\out.conf"), "win=v\n");
+}
+
+#[test]
+fn help_and_version() {
+    let d = Dir::new();
+    for flag in ["-h", "-help", "--help"] {
+        d.run(&[flag])
+            .code(0)
+            .stdout_has("Usage: consul-render")
+            .stdout_has("-consul-addr");
+    }
+    for flag in ["-v", "-version", "--version"] {
+        d.run(&[flag])
+            .code(0)
+            .stdout_has(concat!("consul-render ", env!("CARGO_PKG_VERSION")));
+    }
+}
+
+#[test]
+fn check_subcommand_and_parse_only() {
+    let d = Dir::new();
+    d.write(
+        "good.hbs",
+        "{{#each (service \"web\")}}{{Address}}{{/each}}\n",
+    );
+    d.write(
+        "bad.hbs",
+        "ok\n{{#each (servce \"web\")}}{{/each}}\n{{secret \"x\"}}\n",
+    );
+    d.run(&["check", "-template", "good.hbs"]).code(0);
+    d.run(&["-parse-only", "-template", "good.hbs"]).code(0);
+    d.run(&["check", "-template", "bad.hbs", "-template", "good.hbs"])
+        .code(15)
+        .stderr_has("bad.hbs:2:1: unknown helper \"servce\" (did you mean \"service\"?)")
+        .stderr_has("bad.hbs:3:1: secret: Vault functions are not supported yet");
+}
