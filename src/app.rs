@@ -116,6 +116,15 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     if cfg.parse_only {
         return check_templates(&cfg);
     }
+    if cfg.exec.is_some() {
+        return Err(Failure::Usage(
+            "exec mode (-exec) is not available in this version yet".into(),
+        ));
+    }
+    let _pid_file = match &cfg.pid_file {
+        Some(p) => Some(PidFile::create(p).map_err(|e| Failure::Runtime(format!("{e:#}")))?),
+        None => None,
+    };
     let jobs = load_jobs(&cfg)?;
     if !cfg.once {
         return Err(Failure::Usage(
@@ -148,6 +157,24 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         return print_dry(&cfg, &jobs, &outputs);
     }
     write_and_run(&cfg, &jobs, &outputs)
+}
+
+/// The `-pid-file`: written at start (no newline, as consul-template), removed at exit.
+struct PidFile(std::path::PathBuf);
+
+impl PidFile {
+    fn create(path: &std::path::Path) -> anyhow::Result<PidFile> {
+        use anyhow::Context as _;
+        std::fs::write(path, std::process::id().to_string())
+            .with_context(|| format!("writing pid file {}", path.display()))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Reads and compiles every template; a missing file or a syntax error is exit 15.
@@ -251,9 +278,75 @@ fn command_env(cfg: &Config) -> Vec<(String, String)> {
     env
 }
 
-/// Writes every changed file (all prepared before any is installed), then runs the commands
-/// of the changed templates, each distinct command once, in template order.
+/// Quotes `s` for `sh` (single quotes; embedded ones closed, escaped and reopened).
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Runs a template's `check` on its candidate; `Err` carries why it refused.
+fn run_check(
+    job: &Job,
+    check: &str,
+    candidate: &std::path::Path,
+    env: &[(String, String)],
+) -> Result<(), String> {
+    let path = candidate.display().to_string();
+    let command = check.replace("{{path}}", &shell_quote(&path));
+    let mut env = env.to_vec();
+    env.push(("CONSUL_RENDER_CANDIDATE".into(), path));
+    match process::run(std::slice::from_ref(&command), &env, job.config.command_timeout) {
+        Ok(f) if f.success() => {
+            tracing::debug!(template = %job.name, check = %command, "check passed");
+            Ok(())
+        }
+        Ok(f) => Err(format!(
+            "template {}: check {command:?} refused the new file ({}); the destination is unchanged{}",
+            job.name,
+            ended(&f, job.config.command_timeout),
+            tail(&f)
+        )),
+        Err(e) => Err(format!("template {}: check {command:?}: {e:#}", job.name)),
+    }
+}
+
+fn ended(f: &process::Finished, timeout: std::time::Duration) -> String {
+    if f.timed_out {
+        format!(
+            "timed out after {}",
+            crate::config::duration::format(timeout)
+        )
+    } else {
+        format!("exit code {}", f.code)
+    }
+}
+
+fn tail(f: &process::Finished) -> String {
+    if f.stderr_tail.is_empty() {
+        String::new()
+    } else {
+        format!(":\n{}", f.stderr_tail)
+    }
+}
+
+/// Puts `DEST.bak` back over `dest` (atomically), for `rollback`.
+fn restore_backup(dest: &std::path::Path) -> anyhow::Result<()> {
+    let previous = std::fs::read(output::backup_path(dest))?;
+    let opts = WriteOptions {
+        perms: None,
+        backup: false,
+        create_dest_dirs: false,
+    };
+    if let Some(c) = output::prepare(dest, &previous, opts)? {
+        c.install()?;
+    }
+    Ok(())
+}
+
+/// Writes every changed file, then runs the commands of the changed templates, each distinct
+/// command once, in template order. All candidates are prepared and checked before any is
+/// installed: one failed check leaves every destination as it was.
 fn write_and_run(cfg: &Config, jobs: &[Job], outputs: &[String]) -> Result<ExitCode, Failure> {
+    let env = command_env(cfg);
     let mut candidates = Vec::new();
     for (job, text) in jobs.iter().zip(outputs) {
         let Some(dest) = &job.config.destination else {
@@ -267,50 +360,90 @@ fn write_and_run(cfg: &Config, jobs: &[Job], outputs: &[String]) -> Result<ExitC
         let candidate = output::prepare(dest, text.as_bytes(), opts)
             .map_err(|e| Failure::Runtime(format!("template {}: {e:#}", job.name)))?;
         match candidate {
-            Some(c) => candidates.push((job, c)),
+            Some(c) => candidates.push((job, c, dest.exists())),
             None => tracing::info!(dest = %dest.display(), "unchanged: nothing written"),
         }
     }
-    let mut commands: Vec<(&Job, &Vec<String>)> = Vec::new();
-    for (job, candidate) in candidates {
+    let refused: Vec<String> = candidates
+        .iter()
+        .filter_map(|(job, c, _)| {
+            job.config
+                .check
+                .as_ref()
+                .and_then(|chk| run_check(job, chk, c.path(), &env).err())
+        })
+        .collect();
+    if !refused.is_empty() {
+        // Dropping the candidates removes them; no destination was touched, no command runs.
+        return Err(Failure::Runtime(refused.join("\n")));
+    }
+    let mut installed: Vec<(&Job, bool)> = Vec::new();
+    for (job, candidate, had_previous) in candidates {
         candidate
             .install()
             .map_err(|e| Failure::Runtime(format!("template {}: {e:#}", job.name)))?;
         if let Some(dest) = &job.config.destination {
             tracing::info!(dest = %dest.display(), template = %job.name, "rendered");
         }
+        installed.push((job, had_previous));
+    }
+    let mut commands: Vec<(&Job, &Vec<String>)> = Vec::new();
+    for (job, _) in &installed {
         if !job.config.command.is_empty()
             && !commands.iter().any(|(_, c)| **c == job.config.command)
         {
             commands.push((job, &job.config.command));
         }
     }
-    let env = command_env(cfg);
     let mut failures = Vec::new();
     for (job, argv) in commands {
         let shown = process::display(argv);
-        match process::run(argv, &env, job.config.command_timeout) {
+        let timeout = job.config.command_timeout;
+        match process::run(argv, &env, timeout) {
             Ok(f) if f.success() => {
                 tracing::info!(command = %shown, code = f.code, duration_ms = f.duration.as_millis() as u64, "command finished");
             }
             Ok(f) => {
-                let how = if f.timed_out {
-                    format!(
-                        "timed out after {}",
-                        crate::config::duration::format(job.config.command_timeout)
-                    )
-                } else {
-                    format!("exited with code {}", f.code)
-                };
-                let tail = if f.stderr_tail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", f.stderr_tail)
-                };
-                failures.push(format!(
-                    "command {shown:?} (template {}) {how}{tail}",
-                    job.name
-                ));
+                let mut msg = format!(
+                    "command {shown:?} (template {}) failed: {}{}",
+                    job.name,
+                    ended(&f, timeout),
+                    tail(&f)
+                );
+                let rolled: Vec<&std::path::Path> = installed
+                    .iter()
+                    .filter(|(j, had)| {
+                        *had && j.config.rollback && j.config.backup && j.config.command == *argv
+                    })
+                    .filter_map(|(j, _)| j.config.destination.as_deref())
+                    .collect();
+                if !rolled.is_empty() {
+                    for dest in &rolled {
+                        match restore_backup(dest) {
+                            Ok(()) => {
+                                tracing::warn!(dest = %dest.display(), "command failed: restored the previous file")
+                            }
+                            Err(e) => msg.push_str(&format!(
+                                "\nrollback of {} failed: {e:#}",
+                                dest.display()
+                            )),
+                        }
+                    }
+                    match process::run(argv, &env, timeout) {
+                        Ok(again) if again.success() => msg.push_str(
+                            "\nrolled back to the previous file(s); the command then succeeded",
+                        ),
+                        Ok(again) => msg.push_str(&format!(
+                            "\nrolled back; the command failed again: {}{}",
+                            ended(&again, timeout),
+                            tail(&again)
+                        )),
+                        Err(e) => msg.push_str(&format!(
+                            "\nrolled back; the command could not run again: {e:#}"
+                        )),
+                    }
+                }
+                failures.push(msg);
             }
             Err(e) => failures.push(format!("{e:#}")),
         }

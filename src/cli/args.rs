@@ -217,7 +217,7 @@ pub struct Args {
     #[arg(long = "wait", value_name = "MIN[:MAX]", help_heading = "Templates")]
     pub wait: Option<String>,
 
-    /// Validate each candidate file before it replaces the destination; {{path}} is its path.
+    /// Validate each candidate before it replaces the destination; {{path}} is its quoted path.
     #[arg(long = "check", value_name = "CMD", help_heading = "Templates")]
     pub check: Option<String>,
 

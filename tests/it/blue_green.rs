@@ -129,3 +129,39 @@ fn matches_the_seed_go_template_ignoring_blank_lines() {
     let (ok, out) = nginx_test(&d.join("nginx.conf"), d.path());
     assert!(ok, "{out}");
 }
+
+#[test]
+fn nginx_check_keeps_a_config_nginx_rejects_off_the_disk() {
+    let d = Dir::new();
+    d.write("live", "blue");
+    let good = std::fs::read_to_string(repo().join(TEMPLATE)).unwrap();
+    d.write("t.hbs", &good);
+    let check = format!(
+        "{} -t -c {{{{path}}}} -p {} -g 'pid {}/check.pid; error_log stderr;'",
+        crate::support::nginx().display(),
+        d.path().display(),
+        d.path().display()
+    );
+    let data = repo().join("examples/blue-green/data.json");
+    let run = |d: &Dir| {
+        Run::of(
+            d.cmd()
+                .env("LIVE_FILE", d.join("live"))
+                .arg("-data")
+                .arg(&data)
+                .args(["-template", "t.hbs:nginx.conf", "-check", &check, "-once"]),
+        )
+    };
+    run(&d).code(0);
+    let accepted = d.read("nginx.conf");
+    // A template change that nginx rejects: the file on disk stays as it was.
+    d.write(
+        "t.hbs",
+        &good.replace("least_conn;", "least_conn;\n    no_such_directive on;"),
+    );
+    run(&d)
+        .code(14)
+        .stderr_has("unknown directive \"no_such_directive\"")
+        .stderr_has("the destination is unchanged");
+    assert_eq!(d.read("nginx.conf"), accepted);
+}

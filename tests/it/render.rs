@@ -67,7 +67,7 @@ fn failing_command_exits_14_with_its_stderr_tail() {
         "-once",
     ])
     .code(14)
-    .stderr_has("exited with code 3")
+    .stderr_has("failed: exit code 3")
     .stderr_has("boom");
     assert_eq!(
         d.read("out"),
@@ -364,4 +364,104 @@ fn consul_and_watch_modes_say_they_are_not_available_yet() {
     d.run(&["-data", "data.json", "-template", "in.hbs:out"])
         .code(13)
         .stderr_has("add -once");
+}
+
+fn temp_files_left(d: &Dir, sub: &str) -> usize {
+    std::fs::read_dir(d.join(sub))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".consul-render-")
+        })
+        .count()
+}
+
+#[test]
+fn check_validates_the_candidate_before_it_replaces_the_destination() {
+    let d = setup();
+    std::fs::create_dir(d.join("etc")).unwrap();
+    d.write("etc/conf", "previous\n");
+    // Refused: destination byte-for-byte as it was, candidate removed, command not run.
+    d.run(&[
+        "-data=data.json",
+        "-template=in.hbs:etc/conf:touch ran",
+        "-check",
+        "grep -q nothing-like-this {{path}} || { echo 'config rejected' >&2; exit 2; }",
+        "-once",
+    ])
+    .code(14)
+    .stderr_has("refused the new file (exit code 2)")
+    .stderr_has("config rejected")
+    .stderr_has("the destination is unchanged");
+    assert_eq!(d.read("etc/conf"), "previous\n");
+    assert!(!d.exists("ran"));
+    assert_eq!(temp_files_left(&d, "etc"), 0);
+    // Accepted: the check saw the new content at {{path}} and in CONSUL_RENDER_CANDIDATE.
+    d.run(&[
+        "-data=data.json",
+        "-template=in.hbs:etc/conf:touch ran",
+        "-check=grep -q hello {{path}} && cp \"$CONSUL_RENDER_CANDIDATE\" seen-by-check",
+        "-once",
+    ])
+    .code(0);
+    assert_eq!(d.read("etc/conf"), "hello 10.0.0.1:80\n");
+    assert_eq!(d.read("seen-by-check"), "hello 10.0.0.1:80\n");
+    assert!(d.exists("ran"));
+}
+
+#[test]
+fn rollback_restores_the_previous_file_when_the_command_fails() {
+    let d = setup();
+    d.write(
+        "c.hcl",
+        r#"template {
+  source      = "in.hbs"
+  destination = "out.conf"
+  command     = "if grep -q bye out.conf; then echo 'reload failed' >&2; exit 1; fi; echo ok >> reloads"
+  backup      = true
+  rollback    = true
+}
+"#,
+    );
+    d.run(&["-config=c.hcl", "-data=data.json", "-once"])
+        .code(0);
+    d.write("data.json", &DATA.replace("hello", "bye"));
+    d.run(&["-config=c.hcl", "-data=data.json", "-once"])
+        .code(14)
+        .stderr_has("reload failed")
+        .stderr_has("rolled back to the previous file(s); the command then succeeded");
+    assert_eq!(d.read("out.conf"), "hello 10.0.0.1:80\n");
+    assert_eq!(d.read("reloads"), "ok\nok\n");
+}
+
+#[test]
+fn pid_file_exists_while_running_and_is_removed_after() {
+    let d = setup();
+    d.run(&[
+        "-pid-file=run.pid",
+        "-data=data.json",
+        "-template=in.hbs:out:cat run.pid > seen-pid",
+        "-once",
+    ])
+    .code(0);
+    let pid = d.read("seen-pid");
+    assert!(pid.parse::<u32>().is_ok(), "{pid:?}");
+    assert!(!d.exists("run.pid"));
+}
+
+#[test]
+fn exec_mode_is_refused_until_it_exists() {
+    let d = setup();
+    d.run(&[
+        "-exec=sleep 1",
+        "-data=data.json",
+        "-template=in.hbs:out",
+        "-once",
+    ])
+    .code(13)
+    .stderr_has("exec mode (-exec) is not available");
+    assert!(!d.exists("out"));
 }
