@@ -185,21 +185,7 @@ mod tests {
 
     fn job(src: &str) -> Job {
         Job {
-            config: Template {
-                source: crate::config::TemplateSource::Inline(src.into()),
-                destination: None,
-                command: vec![],
-                command_timeout: Duration::from_secs(1),
-                check: None,
-                perms: None,
-                backup: false,
-                rollback: false,
-                create_dest_dirs: true,
-                wait: None,
-                error_on_missing_key: false,
-                error_fatal: None,
-                sandbox_path: None,
-            },
+            config: Template::new(crate::config::TemplateSource::Inline(src.into())),
             engine: Engine::compile("t", src, false, None).unwrap(),
             name: "t".into(),
         }

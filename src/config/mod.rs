@@ -108,6 +108,27 @@ pub struct Template {
     pub sandbox_path: Option<PathBuf>,
 }
 
+impl Template {
+    /// A template with consul-template's defaults (30s command timeout, create parent dirs).
+    pub fn new(source: TemplateSource) -> Template {
+        Template {
+            source,
+            destination: None,
+            command: Vec::new(),
+            command_timeout: Duration::from_secs(30),
+            check: None,
+            perms: None,
+            backup: false,
+            rollback: false,
+            create_dest_dirs: true,
+            wait: None,
+            error_on_missing_key: false,
+            error_fatal: None,
+            sandbox_path: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateSource {
     File(PathBuf),
@@ -645,19 +666,10 @@ impl Config {
         for value in &a.template {
             let spec = template_spec::parse(value).map_err(ConfigError::Flag)?;
             self.templates.push(Template {
-                source: TemplateSource::File(spec.source.into()),
                 destination: spec.destination.map(PathBuf::from),
                 command: spec.command.into_iter().collect(),
-                command_timeout: Duration::from_secs(30),
                 check: check_flag.clone(),
-                perms: None,
-                backup: false,
-                rollback: false,
-                create_dest_dirs: true,
-                wait: None,
-                error_on_missing_key: false,
-                error_fatal: None,
-                sandbox_path: None,
+                ..Template::new(TemplateSource::File(spec.source.into()))
             });
         }
         if let Some(v) = &a.data {

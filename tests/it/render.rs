@@ -327,16 +327,7 @@ fn a_reader_never_sees_a_partial_file() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let reads = reader.join().expect("reader saw only whole files");
     assert!(reads > 0);
-    let leftovers = std::fs::read_dir(d.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".consul-render-")
-        })
-        .count();
+    let leftovers = temp_files_left(&d, ".");
     assert_eq!(leftovers, 0, "no temp files left behind");
 }
 
