@@ -5,8 +5,10 @@ use crate::cli::{self, Args, Subcommand};
 use crate::config::{Config, ConfigError, LogFormat, TemplateSource};
 use crate::output::{self, WriteOptions};
 use crate::process;
-use crate::runner::{self, Job, OnceError};
+use crate::runner::{self, Job};
+use crate::source::consul::ConsulSource;
 use crate::source::data::DataSource;
+use crate::source::Source;
 use crate::template::Engine;
 use clap::{CommandFactory, FromArgMatches};
 use std::io::Write;
@@ -132,22 +134,19 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
                 .into(),
         ));
     }
-    let Some(data) = &cfg.data else {
-        return Err(Failure::Runtime(
-            "talking to Consul is not available in this version yet: render from a data file with -data FILE".into(),
-        ));
+    let source: Box<dyn Source> = match &cfg.data {
+        Some(data) => {
+            Box::new(DataSource::load(data).map_err(|e| Failure::Config(format!("{e:#}")))?)
+        }
+        None => Box::new(ConsulSource::new(&cfg.consul)?),
     };
-    let source = DataSource::load(data).map_err(|e| Failure::Config(format!("{e:#}")))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(format!("starting the runtime: {e}")))?;
     let (outputs, stats) = runtime
-        .block_on(runner::once(&jobs, &source, cfg.once_timeout))
-        .map_err(|e| match e {
-            OnceError::Template(t) => Failure::Runtime(t.to_string()),
-            other => Failure::Runtime(other.to_string()),
-        })?;
+        .block_on(runner::once(&jobs, source.as_ref(), cfg.once_timeout))
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
     tracing::debug!(
         passes = stats.passes,
         fetches = stats.fetches,

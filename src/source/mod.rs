@@ -3,6 +3,7 @@
 //! The runner asks a `Source` for a dependency's value and cannot tell a data file from a
 //! Consul agent: both answer in the helper-value shapes built by `model`.
 
+pub mod consul;
 pub mod data;
 pub mod local;
 pub mod model;

@@ -6,7 +6,7 @@ use consul_render::template::helpers;
 use regex::Regex;
 
 /// (helpers covered, template, expected output; `re:` = a regex to match in full).
-const CASES: &[(&[&str], &str, &str)] = &[
+pub(crate) const CASES: &[(&[&str], &str, &str)] = &[
     // ----- Consul -----
     (&["service"], r#"{{#each (service "web")}}{{ID}}@{{Address}} {{/each}}"#, "web-1@10.1.0.1 web-2@10.0.0.2 "),
     (&["service"], r#"{{#each (service "v1.web")}}{{ID}} {{/each}}"#, "web-1 "),
@@ -83,7 +83,7 @@ const CASES: &[(&[&str], &str, &str)] = &[
     (&["minimum", "maximum"], r#"{{minimum 3 5}} {{maximum 3 5}}"#, "3 5"),
 ];
 
-fn setup() -> Dir {
+pub(crate) fn setup() -> Dir {
     let d = Dir::new();
     std::fs::copy(
         repo().join("tests/fixtures/helpers-data.json"),
@@ -95,7 +95,7 @@ fn setup() -> Dir {
     d
 }
 
-fn run_template(d: &Dir, template: &str) -> crate::support::Run {
+pub(crate) fn run_template(d: &Dir, template: &str) -> crate::support::Run {
     d.write("t.hbs", template);
     crate::support::Run::of(
         d.cmd()
@@ -106,21 +106,37 @@ fn run_template(d: &Dir, template: &str) -> crate::support::Run {
     )
 }
 
-#[test]
-fn every_helper_renders_its_case() {
-    let d = setup();
+/// One template holding every case, each introduced by a marker line.
+pub(crate) fn all_cases_template() -> String {
     let mut template = String::new();
     for (i, (_, case, _)) in CASES.iter().enumerate() {
         template.push_str(&format!("@@CASE {i}@@{case}\n"));
     }
-    let run = run_template(&d, &template);
+    template
+}
+
+/// Splits the output of `all_cases_template` back into one string per case.
+pub(crate) fn split_cases(stdout: &str) -> Vec<String> {
+    stdout
+        .split("@@CASE ")
+        .skip(1)
+        .map(|part| {
+            let (_, got) = part.split_once("@@").unwrap_or(("", part));
+            got.strip_suffix('\n').unwrap_or(got).to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn every_helper_renders_its_case() {
+    let d = setup();
+    let run = run_template(&d, &all_cases_template());
     run.code(0);
-    let parts: Vec<&str> = run.stdout.split("@@CASE ").skip(1).collect();
+    let parts = split_cases(&run.stdout);
     assert_eq!(parts.len(), CASES.len(), "{}", run.stdout);
     let mut failures = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
-        let (_, got) = part.split_once("@@").unwrap();
-        let got = got.strip_suffix('\n').unwrap_or(got);
+    for (i, got) in parts.iter().enumerate() {
+        let got = got.as_str();
         let (names, template, want) = CASES[i];
         let ok = match want.strip_prefix("re:") {
             Some(re) => Regex::new(&format!("^{re}$")).unwrap().is_match(got),

@@ -2,6 +2,7 @@
 
 mod blue_green;
 mod cli;
+mod consul;
 mod helpers;
 mod render;
 mod support;

@@ -347,11 +347,8 @@ fn commands_get_consul_http_addr() {
 }
 
 #[test]
-fn consul_and_watch_modes_say_they_are_not_available_yet() {
+fn watch_mode_says_it_is_not_available_yet() {
     let d = setup();
-    d.run(&["-template", "in.hbs:out", "-once"])
-        .code(14)
-        .stderr_has("-data FILE");
     d.run(&["-data", "data.json", "-template", "in.hbs:out"])
         .code(13)
         .stderr_has("add -once");

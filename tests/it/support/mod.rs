@@ -165,3 +165,154 @@ pub fn content_lines(s: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .collect()
 }
+
+pub mod consul_sim;
+
+use consul_sim::Sim;
+use serde_json::{json, Value};
+
+/// The Consul the tests talk to: the simulator, or the real agent named by `CONSUL_HTTP_ADDR`.
+/// State is changed only through Consul's own write API, so tests run unchanged against both.
+pub struct Consul {
+    sim: Option<Sim>,
+    /// What `-consul-addr` gets.
+    pub addr: String,
+    http: reqwest::blocking::Client,
+    base: String,
+}
+
+impl Consul {
+    /// A fresh simulator, or the real agent when `CONSUL_HTTP_ADDR` is set.
+    pub fn start() -> Consul {
+        match std::env::var("CONSUL_HTTP_ADDR") {
+            Ok(addr) if !addr.is_empty() => Consul::real(&addr),
+            _ => Consul::with_sim(Sim::start()),
+        }
+    }
+
+    /// A TCP simulator started with other options.
+    pub fn with_sim(sim: Sim) -> Consul {
+        let addr = sim.addr.clone();
+        Consul {
+            base: format!("http://{addr}"),
+            addr,
+            sim: Some(sim),
+            http: reqwest::blocking::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+        }
+    }
+
+    fn real(addr: &str) -> Consul {
+        let base = if addr.starts_with("http") {
+            addr.to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        Consul {
+            addr: addr.to_string(),
+            sim: None,
+            http: reqwest::blocking::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+            base,
+        }
+    }
+
+    /// The simulator, for tests that need fault injection or counters (None on a real agent:
+    /// such tests return early, saying so).
+    pub fn sim(&self) -> Option<&Sim> {
+        if self.sim.is_none() {
+            eprintln!("skipped against a real agent: this test needs the simulator's fault injection or counters");
+        }
+        self.sim.as_ref()
+    }
+
+    fn put(&self, path: &str, body: Vec<u8>) {
+        let mut req = self.http.put(format!("{}{path}", self.base)).body(body);
+        if let Ok(t) = std::env::var("CONSUL_HTTP_TOKEN") {
+            req = req.header("X-Consul-Token", t);
+        }
+        let resp = req.send().unwrap_or_else(|e| panic!("PUT {path}: {e}"));
+        assert!(resp.status().is_success(), "PUT {path}: {}", resp.status());
+    }
+
+    /// `PUT /v1/catalog/register`.
+    pub fn register(&self, body: Value) {
+        self.put("/v1/catalog/register", body.to_string().into_bytes());
+    }
+
+    /// `PUT /v1/catalog/deregister`.
+    pub fn deregister(&self, body: Value) {
+        self.put("/v1/catalog/deregister", body.to_string().into_bytes());
+    }
+
+    /// `PUT /v1/kv/KEY`.
+    pub fn put_kv(&self, key: &str, value: &str) {
+        self.put(&format!("/v1/kv/{key}"), value.as_bytes().to_vec());
+    }
+
+    /// Registers a container's port as Registrator does: name from `SERVICE_<port>_NAME`, ID
+    /// `<host>:<container>:<port>`, the host's address and the published port.
+    pub fn register_container(
+        &self,
+        host: &str,
+        host_ip: &str,
+        name: &str,
+        container: &str,
+        published: u16,
+        status: &str,
+    ) {
+        let id = format!("{host}:{container}:80");
+        self.register(json!({
+            "Node": host, "Address": host_ip,
+            "Service": {"ID": id, "Service": name, "Tags": [], "Address": host_ip, "Port": published},
+            "Check": {"CheckID": format!("service:{id}"), "Name": format!("Service '{name}' check"), "Status": status, "ServiceID": id},
+        }));
+    }
+
+    /// Registers everything a data file (DESIGN.md section 5) describes.
+    pub fn load(&self, data_json: &str) {
+        let data: consul_render::source::data::DataFile =
+            serde_json::from_str(data_json).expect("data file");
+        let dc = data.datacenter.clone().unwrap_or_else(|| "dc1".into());
+        for n in &data.nodes {
+            self.register(json!({
+                "Node": n.node, "Address": n.address, "ID": n.id,
+                "Datacenter": n.datacenter.clone().unwrap_or_else(|| dc.clone()),
+                "NodeMeta": n.meta, "TaggedAddresses": n.tagged_addresses,
+                "Check": {"CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "passing"},
+            }));
+        }
+        for s in &data.services {
+            let node = data
+                .nodes
+                .iter()
+                .find(|n| n.node == s.node)
+                .expect("service on a listed node");
+            let id = if s.id.is_empty() {
+                s.service.clone()
+            } else {
+                s.id.clone()
+            };
+            let status = s.status.clone().unwrap_or_else(|| "passing".into());
+            let check = if status == "maintenance" {
+                json!({"CheckID": format!("_service_maintenance:{id}"), "Name": "Service Maintenance Mode", "Status": "critical", "ServiceID": id})
+            } else {
+                json!({"CheckID": format!("service:{id}"), "Name": format!("Service '{}' check", s.service), "Status": status, "ServiceID": id})
+            };
+            self.register(json!({
+                "Node": s.node, "Address": node.address, "ID": node.id,
+                "Datacenter": node.datacenter.clone().unwrap_or_else(|| dc.clone()),
+                "NodeMeta": node.meta, "TaggedAddresses": node.tagged_addresses,
+                "Service": {"ID": id, "Service": s.service, "Tags": s.tags, "Address": s.address, "Port": s.port, "Meta": s.meta},
+                "Check": check,
+            }));
+        }
+        for (k, v) in &data.kv {
+            self.put_kv(k, v);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+"""Checks the Consul simulator (or a real agent) with py-consul, a client someone else wrote.
+
+Usage: check_simulator.py HOST PORT. Exits non-zero, naming the failed check, when the
+simulator answers anything other than what this third-party client expects from Consul.
+Run by the Rust test `consul::simulator_agrees_with_py_consul`.
+"""
+
+import json
+import sys
+import threading
+import time
+import uuid
+
+import consul
+import requests
+
+
+def check(cond, what):
+    if not cond:
+        print(f"FAILED: {what}", file=sys.stderr)
+        sys.exit(1)
+    print(f"ok: {what}")
+
+
+def main():
+    host, port = sys.argv[1], int(sys.argv[2])
+    c = consul.Consul(host=host, port=port)
+    base = f"http://{host}:{port}"
+    run = uuid.uuid4().hex[:8]
+    web, other, node1, node2 = f"web-{run}", f"other-{run}", f"n1-{run}", f"n2-{run}"
+
+    # Catalog registration as py-consul sends it: lower-case top-level names.
+    c.catalog.register(node1, "10.0.0.1",
+                       service={"Service": web, "ID": f"{web}-1", "Port": 80, "Tags": ["v1"]},
+                       check={"CheckID": f"service:{web}-1", "Name": "web check", "Status": "passing",
+                              "ServiceID": f"{web}-1"})
+    # Lower case all the way down, sent raw, as Go's decoder accepts it.
+    body = {"node": node2, "address": "10.0.0.2", "nodemeta": {"Rack": "r2"},
+            "service": {"service": web, "id": f"{web}-2", "port": 81, "tags": ["v2"]},
+            "check": {"checkid": f"service:{web}-2", "name": "web check", "status": "critical",
+                      "serviceid": f"{web}-2"}}
+    r = requests.put(f"{base}/v1/catalog/register", data=json.dumps(body))
+    check(r.status_code == 200 and r.json() is True, "catalog register with lower-case field names")
+
+    index, nodes = c.health.service(web)
+    ids = sorted(n["Service"]["ID"] for n in nodes)
+    check(ids == [f"{web}-1", f"{web}-2"], f"health without passing lists every instance: {ids}")
+    check(int(index) > 0, "health answers carry X-Consul-Index")
+    n2 = [n for n in nodes if n["Service"]["ID"] == f"{web}-2"][0]
+    check(n2["Node"]["Meta"] == {"Rack": "r2"}, "user map keys keep their case")
+    check(any(ch["Status"] == "critical" for ch in n2["Checks"]), "check status kept")
+    _, nodes = c.health.service(web, passing=True)
+    check([n["Service"]["ID"] for n in nodes] == [f"{web}-1"], "health with passing drops the critical one")
+    _, nodes = c.health.service(web, tag="v2")
+    check([n["Service"]["ID"] for n in nodes] == [f"{web}-2"], "health with tag filters")
+    _, nodes = c.health.service(f"nothing-{run}")
+    check(nodes == [], "an unknown service is an empty list")
+
+    _, services = c.catalog.services()
+    check(sorted(services.get(web, [])) == ["v1", "v2"], f"catalog services lists the tags: {services.get(web)}")
+    _, all_nodes = c.catalog.nodes()
+    check({node1, node2} <= {n["Node"] for n in all_nodes}, "catalog nodes")
+    _, node = c.catalog.node(node1)
+    check(f"{web}-1" in node["Services"] and node["Node"]["Address"] == "10.0.0.1", "catalog node")
+    _, node = c.catalog.node(f"ghost-{run}")
+    check(node is None, "an unknown node is null")
+    _, flat = c.catalog.service(web)
+    check(sorted(s["ServiceID"] for s in flat) == [f"{web}-1", f"{web}-2"], "catalog service (flat)")
+    _, dcs = None, c.catalog.datacenters()
+    check(isinstance(dcs, list) and len(dcs) >= 1, f"catalog datacenters: {dcs}")
+
+    # KV
+    k = f"app-{run}"
+    check(c.kv.put(f"{k}/name", "shop") is True, "kv put")
+    c.kv.put(f"{k}/db/host", "db.local")
+    c.kv.put(f"{k}/empty", "")
+    _, item = c.kv.get(f"{k}/name")
+    check(item["Value"] == b"shop", f"kv get decodes the value: {item['Value']!r}")
+    _, item = c.kv.get(f"{k}/empty")
+    check(item["Value"] is None, "an empty value is null")
+    _, item = c.kv.get(f"{k}/missing")
+    check(item is None, "a missing key is None (404)")
+    _, items = c.kv.get(k, recurse=True)
+    check(sorted(i["Key"] for i in items) == [f"{k}/db/host", f"{k}/empty", f"{k}/name"], "kv recurse")
+    _, keys = c.kv.get(f"{k}/", keys=True, separator="/")
+    check(keys == [f"{k}/db/", f"{k}/empty", f"{k}/name"], f"kv keys with a separator: {keys}")
+    check(c.kv.put(f"{k}/name", "x", cas=0) is False, "kv cas=0 refuses an existing key")
+
+    # Blocking: a relevant write wakes the watcher; an unrelated one does not.
+    index, _ = c.health.service(web)
+
+    def later(delay, fn):
+        t = threading.Timer(delay, fn)
+        t.start()
+        return t
+
+    later(0.3, lambda: c.catalog.register(f"n3-{run}", "10.0.0.3", service={"Service": other, "Port": 1}))
+    later(0.3, lambda: c.kv.put(f"{k}/unrelated", "1"))
+    later(0.8, lambda: c.catalog.register(node1, "10.0.0.1", service={"Service": web, "ID": f"{web}-3", "Port": 82}))
+    started = time.time()
+    new_index, nodes = c.health.service(web, index=index, wait="5s")
+    took = time.time() - started
+    check(0.7 <= took < 4, f"a blocking health query waits past unrelated writes and wakes on a relevant one ({took:.2f}s)")
+    check(int(new_index) > int(index), "the index moved")
+    check(f"{web}-3" in [n["Service"]["ID"] for n in nodes], "the answer has the new instance")
+
+    started = time.time()
+    same_index, _ = c.health.service(web, index=new_index, wait="1s")
+    took = time.time() - started
+    check(0.9 <= took < 3 and same_index == new_index, f"with no change it waits out `wait` and keeps the index ({took:.2f}s)")
+
+    index, item = c.kv.get(f"{k}/later")
+    check(item is None, "blocking on a missing key starts from its 404 index")
+    later(0.4, lambda: c.kv.put(f"{k}/later", "now"))
+    started = time.time()
+    _, item = c.kv.get(f"{k}/later", index=index, wait="5s")
+    took = time.time() - started
+    check(item is not None and item["Value"] == b"now" and 0.3 <= took < 4, f"creating the key wakes it ({took:.2f}s)")
+
+    c.catalog.deregister(node1, service_id=f"{web}-1")
+    _, nodes = c.health.service(web)
+    check(f"{web}-1" not in [n["Service"]["ID"] for n in nodes], "catalog deregister of one instance")
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
