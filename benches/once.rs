@@ -5,7 +5,7 @@
 //! Run with `cargo bench --bench once`. Figures go to the README's performance section.
 
 #[path = "../tests/it/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use nix::sys::resource::{getrusage, UsageWho};
