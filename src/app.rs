@@ -3,15 +3,12 @@
 
 use crate::cli::{self, Args, Subcommand};
 use crate::config::{Config, ConfigError, LogFormat, TemplateSource};
-use crate::output::{self, WriteOptions};
-use crate::process;
 use crate::runner::{self, Job};
 use crate::source::consul::ConsulSource;
 use crate::source::data::DataSource;
 use crate::source::Source;
 use crate::template::Engine;
 use clap::{CommandFactory, FromArgMatches};
-use std::io::Write;
 use std::process::ExitCode;
 
 /// How a run failed, which decides the exit code (consul-template's codes).
@@ -145,17 +142,36 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         .build()
         .map_err(|e| Failure::Runtime(format!("starting the runtime: {e}")))?;
     let (outputs, stats) = runtime
-        .block_on(runner::once(&jobs, source.as_ref(), cfg.once_timeout))
+        .block_on(runner::once(
+            &jobs,
+            source.as_ref(),
+            &cfg.consul.retry,
+            cfg.once_timeout,
+        ))
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     tracing::debug!(
         passes = stats.passes,
         fetches = stats.fetches,
         "all templates rendered"
     );
+    let items: Vec<(&Job, &str)> = jobs
+        .iter()
+        .zip(outputs.iter().map(String::as_str))
+        .collect();
     if cfg.dry {
-        return print_dry(&cfg, &jobs, &outputs);
+        let changed = runner::deliver::print_dry(&cfg, &items).map_err(Failure::Runtime)?;
+        return Ok(if cfg.diff && changed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
     }
-    write_and_run(&cfg, &jobs, &outputs)
+    let problems = runner::deliver::write_and_run(&cfg, &items);
+    if problems.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Failure::Runtime(problems.join("\n")))
+    }
 }
 
 /// The `-pid-file`: written at start (no newline, as consul-template), removed at exit.
@@ -221,235 +237,4 @@ fn check_templates(cfg: &Config) -> Result<ExitCode, Failure> {
     }
     tracing::info!(templates = jobs.len(), "templates parsed without errors");
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_dry(cfg: &Config, jobs: &[Job], outputs: &[String]) -> Result<ExitCode, Failure> {
-    let mut out = std::io::stdout().lock();
-    let mut changed = false;
-    for (job, text) in jobs.iter().zip(outputs) {
-        let write = |out: &mut std::io::StdoutLock, s: &str| {
-            out.write_all(s.as_bytes())
-                .map_err(|e| Failure::Runtime(format!("writing to stdout: {e}")))
-        };
-        let Some(dest) = &job.config.destination else {
-            write(&mut out, text)?;
-            continue;
-        };
-        if cfg.diff {
-            if let Some(d) =
-                output::diff(dest, text).map_err(|e| Failure::Runtime(format!("{e:#}")))?
-            {
-                changed = true;
-                write(&mut out, &d)?;
-            }
-        } else if output::differs(dest, text.as_bytes())
-            .map_err(|e| Failure::Runtime(format!("{e:#}")))?
-        {
-            write(&mut out, &format!("> {}\n{text}", dest.display()))?;
-        }
-    }
-    Ok(if cfg.diff && changed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// The environment template commands get, as consul-template gives it.
-fn command_env(cfg: &Config) -> Vec<(String, String)> {
-    let k = &cfg.consul;
-    let mut env = vec![("CONSUL_HTTP_ADDR".to_string(), k.address.clone())];
-    if let Some(t) = &k.token {
-        env.push(("CONSUL_HTTP_TOKEN".into(), t.expose().to_string()));
-    }
-    if let Some(t) = &k.token_file {
-        env.push(("CONSUL_HTTP_TOKEN_FILE".into(), t.display().to_string()));
-    }
-    if let Some(a) = &k.auth {
-        let value = match &a.password {
-            Some(p) => format!("{}:{}", a.username, p.expose()),
-            None => a.username.clone(),
-        };
-        env.push(("CONSUL_HTTP_AUTH".into(), value));
-    }
-    env.push(("CONSUL_HTTP_SSL".into(), k.ssl.enabled.to_string()));
-    env.push(("CONSUL_HTTP_SSL_VERIFY".into(), k.ssl.verify.to_string()));
-    env
-}
-
-/// Quotes `s` for `sh` (single quotes; embedded ones closed, escaped and reopened).
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-/// Runs a template's `check` on its candidate; `Err` carries why it refused.
-fn run_check(
-    job: &Job,
-    check: &str,
-    candidate: &std::path::Path,
-    env: &[(String, String)],
-) -> Result<(), String> {
-    let path = candidate.display().to_string();
-    let command = check.replace("{{path}}", &shell_quote(&path));
-    let mut env = env.to_vec();
-    env.push(("CONSUL_RENDER_CANDIDATE".into(), path));
-    match process::run(std::slice::from_ref(&command), &env, job.config.command_timeout) {
-        Ok(f) if f.success() => {
-            tracing::debug!(template = %job.name, check = %command, "check passed");
-            Ok(())
-        }
-        Ok(f) => Err(format!(
-            "template {}: check {command:?} refused the new file ({}); the destination is unchanged{}",
-            job.name,
-            ended(&f, job.config.command_timeout),
-            tail(&f)
-        )),
-        Err(e) => Err(format!("template {}: check {command:?}: {e:#}", job.name)),
-    }
-}
-
-fn ended(f: &process::Finished, timeout: std::time::Duration) -> String {
-    if f.timed_out {
-        format!(
-            "timed out after {}",
-            crate::config::duration::format(timeout)
-        )
-    } else {
-        format!("exit code {}", f.code)
-    }
-}
-
-fn tail(f: &process::Finished) -> String {
-    if f.stderr_tail.is_empty() {
-        String::new()
-    } else {
-        format!(":\n{}", f.stderr_tail)
-    }
-}
-
-/// Puts `DEST.bak` back over `dest` (atomically), for `rollback`.
-fn restore_backup(dest: &std::path::Path) -> anyhow::Result<()> {
-    let previous = std::fs::read(output::backup_path(dest))?;
-    let opts = WriteOptions {
-        perms: None,
-        backup: false,
-        create_dest_dirs: false,
-    };
-    if let Some(c) = output::prepare(dest, &previous, opts)? {
-        c.install()?;
-    }
-    Ok(())
-}
-
-/// Writes every changed file, then runs the commands of the changed templates, each distinct
-/// command once, in template order. All candidates are prepared and checked before any is
-/// installed: one failed check leaves every destination as it was.
-fn write_and_run(cfg: &Config, jobs: &[Job], outputs: &[String]) -> Result<ExitCode, Failure> {
-    let env = command_env(cfg);
-    let mut candidates = Vec::new();
-    for (job, text) in jobs.iter().zip(outputs) {
-        let Some(dest) = &job.config.destination else {
-            continue;
-        };
-        let opts = WriteOptions {
-            perms: job.config.perms,
-            backup: job.config.backup,
-            create_dest_dirs: job.config.create_dest_dirs,
-        };
-        let candidate = output::prepare(dest, text.as_bytes(), opts)
-            .map_err(|e| Failure::Runtime(format!("template {}: {e:#}", job.name)))?;
-        match candidate {
-            Some(c) => candidates.push((job, c, dest.exists())),
-            None => tracing::info!(dest = %dest.display(), "unchanged: nothing written"),
-        }
-    }
-    let refused: Vec<String> = candidates
-        .iter()
-        .filter_map(|(job, c, _)| {
-            job.config
-                .check
-                .as_ref()
-                .and_then(|chk| run_check(job, chk, c.path(), &env).err())
-        })
-        .collect();
-    if !refused.is_empty() {
-        // Dropping the candidates removes them; no destination was touched, no command runs.
-        return Err(Failure::Runtime(refused.join("\n")));
-    }
-    let mut installed: Vec<(&Job, bool)> = Vec::new();
-    for (job, candidate, had_previous) in candidates {
-        candidate
-            .install()
-            .map_err(|e| Failure::Runtime(format!("template {}: {e:#}", job.name)))?;
-        if let Some(dest) = &job.config.destination {
-            tracing::info!(dest = %dest.display(), template = %job.name, "rendered");
-        }
-        installed.push((job, had_previous));
-    }
-    let mut commands: Vec<(&Job, &Vec<String>)> = Vec::new();
-    for (job, _) in &installed {
-        if !job.config.command.is_empty()
-            && !commands.iter().any(|(_, c)| **c == job.config.command)
-        {
-            commands.push((job, &job.config.command));
-        }
-    }
-    let mut failures = Vec::new();
-    for (job, argv) in commands {
-        let shown = process::display(argv);
-        let timeout = job.config.command_timeout;
-        match process::run(argv, &env, timeout) {
-            Ok(f) if f.success() => {
-                tracing::info!(command = %shown, code = f.code, duration_ms = f.duration.as_millis() as u64, "command finished");
-            }
-            Ok(f) => {
-                let mut msg = format!(
-                    "command {shown:?} (template {}) failed: {}{}",
-                    job.name,
-                    ended(&f, timeout),
-                    tail(&f)
-                );
-                let rolled: Vec<&std::path::Path> = installed
-                    .iter()
-                    .filter(|(j, had)| {
-                        *had && j.config.rollback && j.config.backup && j.config.command == *argv
-                    })
-                    .filter_map(|(j, _)| j.config.destination.as_deref())
-                    .collect();
-                if !rolled.is_empty() {
-                    for dest in &rolled {
-                        match restore_backup(dest) {
-                            Ok(()) => {
-                                tracing::warn!(dest = %dest.display(), "command failed: restored the previous file")
-                            }
-                            Err(e) => msg.push_str(&format!(
-                                "\nrollback of {} failed: {e:#}",
-                                dest.display()
-                            )),
-                        }
-                    }
-                    match process::run(argv, &env, timeout) {
-                        Ok(again) if again.success() => msg.push_str(
-                            "\nrolled back to the previous file(s); the command then succeeded",
-                        ),
-                        Ok(again) => msg.push_str(&format!(
-                            "\nrolled back; the command failed again: {}{}",
-                            ended(&again, timeout),
-                            tail(&again)
-                        )),
-                        Err(e) => msg.push_str(&format!(
-                            "\nrolled back; the command could not run again: {e:#}"
-                        )),
-                    }
-                }
-                failures.push(msg);
-            }
-            Err(e) => failures.push(format!("{e:#}")),
-        }
-    }
-    if failures.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(Failure::Runtime(failures.join("\n")))
-    }
 }

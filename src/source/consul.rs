@@ -2,19 +2,18 @@
 //!
 //! Every dependency maps to one read endpoint; answers go through `model` like the data file's.
 //! The token travels only in `X-Consul-Token` and appears in no message. Errors name the request
-//! (`GET /v1/health/service/blue: 403 ACL not found`); 429, 5xx, connection trouble and bodies
-//! that are not Consul's JSON are retried with exponential backoff and jitter, 400/403/404 not.
+//! (`GET /v1/health/service/blue: 403 ACL not found`) and say whether trying again may help:
+//! 429, 5xx, connection trouble and bodies that are not Consul's JSON may; 400/403/404 not.
+//! One call is one attempt: `source::retry` and the watchers decide about trying again.
 
 use crate::config::{self, ConfigError, Consul, Secret};
 use crate::dependency::{Dependency, HealthFilter, QueryParams};
 use crate::source::model::{self, CatalogNode, HealthEntry, KvPair, Node};
 use crate::source::{Block, FetchFuture, Fetched, Source, SourceError};
-use backon::{ExponentialBuilder, Retryable};
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// Longest a non-blocking request may take.
@@ -28,7 +27,6 @@ pub struct ConsulSource {
     base: Url,
     token: Option<Secret>,
     auth: Option<config::Auth>,
-    retry: config::Retry,
     max_stale: Duration,
     agent_node: tokio::sync::OnceCell<String>,
 }
@@ -101,7 +99,6 @@ impl ConsulSource {
             base: with_server_name(base, cfg),
             token,
             auth: cfg.auth.clone(),
-            retry: cfg.retry,
             max_stale: cfg.max_stale,
             agent_node: tokio::sync::OnceCell::new(),
         })
@@ -326,56 +323,11 @@ impl ConsulSource {
             )),
         }
     }
-
-    /// Fetches with consul-template's retry policy: `attempts` retries (0 = forever) after the
-    /// first failure, waiting `backoff × 2^n` with jitter, at most `max_backoff`.
-    async fn fetch_with_retries(
-        &self,
-        dep: &Dependency,
-        block: Option<Block>,
-    ) -> Result<Fetched, SourceError> {
-        let tries = AtomicU32::new(0);
-        let op = || async {
-            tries.fetch_add(1, Ordering::Relaxed);
-            self.attempt(dep, block).await
-        };
-        let r = &self.retry;
-        if !r.enabled {
-            return op().await;
-        }
-        let max = if r.max_backoff.is_zero() {
-            Duration::from_secs(3600)
-        } else {
-            r.max_backoff
-        };
-        let mut policy = ExponentialBuilder::default()
-            .with_min_delay(r.backoff)
-            .with_max_delay(max.max(r.backoff))
-            .with_factor(2.0)
-            .with_jitter();
-        policy = if r.attempts == 0 {
-            policy.without_max_times()
-        } else {
-            policy.with_max_times(r.attempts as usize)
-        };
-        op.retry(policy)
-            .sleep(tokio::time::sleep)
-            .when(|e| matches!(e, SourceError::Retryable(_)))
-            .notify(|e, wait| tracing::warn!("{e}; retrying in {}ms", wait.as_millis()))
-            .await
-            .map_err(|e| match e {
-                SourceError::Retryable(m) => SourceError::Retryable(format!(
-                    "{m} (gave up after {} attempts)",
-                    tries.load(Ordering::Relaxed)
-                )),
-                fatal => fatal,
-            })
-    }
 }
 
 impl Source for ConsulSource {
     fn fetch<'a>(&'a self, dep: &'a Dependency, block: Option<Block>) -> FetchFuture<'a> {
-        Box::pin(self.fetch_with_retries(dep, block))
+        Box::pin(self.attempt(dep, block))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod consul;
 pub mod data;
 pub mod local;
 pub mod model;
+pub mod retry;
 
 use crate::dependency::Dependency;
 use serde_json::Value;
@@ -45,6 +46,7 @@ pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<Fetched, SourceErr
 
 /// Answers dependencies that come from Consul.
 pub trait Source: Send + Sync {
-    /// Fetches `dep` now (`block` = None) or when it changes past `block.index`.
+    /// One attempt at `dep`: now (`block` = None), or when it changes past `block.index`
+    /// (at most `block.wait`). Retrying is the caller's choice (`retry`).
     fn fetch<'a>(&'a self, dep: &'a Dependency, block: Option<Block>) -> FetchFuture<'a>;
 }

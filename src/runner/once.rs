@@ -1,23 +1,16 @@
-//! The render loop. Once mode: render every template, fetch what the pass discovered
-//! (concurrently, each unique dependency once), render again, until all are complete; nothing
-//! is returned for writing unless every template completed.
+//! Once mode: render every template, fetch what the pass discovered (concurrently, each unique
+//! dependency once, with retries), render again, until all are complete; nothing is returned
+//! for writing unless every template completed.
 
-use crate::config::Template;
+use crate::config::Retry;
 use crate::dependency::Dependency;
-use crate::source::{local, Source, SourceError};
-use crate::template::{Engine, Missing, Store, TemplateError};
+use crate::runner::Job;
+use crate::source::{local, retry, Source, SourceError};
+use crate::template::{Missing, Store, TemplateError};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A template ready to render.
-pub struct Job {
-    pub config: Template,
-    pub engine: Engine,
-    /// The name logs and errors use.
-    pub name: String,
-}
 
 /// Why once mode could not finish.
 #[derive(Debug, thiserror::Error)]
@@ -44,15 +37,16 @@ pub struct Stats {
 pub async fn once(
     jobs: &[Job],
     source: &dyn Source,
+    policy: &Retry,
     timeout: Duration,
 ) -> Result<(Vec<String>, Stats), OnceError> {
-    let mut store = Store::new();
+    let mut store = Arc::new(Store::new());
     let mut stats = Stats::default();
     let mut pending_report: Vec<(String, Missing)> = Vec::new();
     let work = async {
         loop {
             stats.passes += 1;
-            let snapshot = Arc::new(store.clone());
+            let snapshot = store.clone();
             let mut outputs = Vec::with_capacity(jobs.len());
             let mut wanted: Vec<Dependency> = Vec::new();
             let mut never: Vec<(String, Missing)> = Vec::new();
@@ -86,11 +80,12 @@ pub async fn once(
             if wanted.is_empty() {
                 return Ok(outputs);
             }
-            let fetched = futures_join(source, &wanted).await;
+            drop(snapshot);
+            let fetched = futures_join(source, policy, &wanted).await;
             stats.fetches += wanted.len();
             for (dep, result) in wanted.into_iter().zip(fetched) {
                 let value = result.map_err(|e| OnceError::Fetch(format!("{dep}: {e}")))?;
-                store.insert(dep, value);
+                Arc::make_mut(&mut store).insert(dep, value);
             }
         }
     };
@@ -107,6 +102,7 @@ pub async fn once(
 /// Fetches every dependency at once: Consul ones from `source`, files from disk.
 async fn futures_join(
     source: &dyn Source,
+    policy: &Retry,
     deps: &[Dependency],
 ) -> Vec<Result<Option<serde_json::Value>, SourceError>> {
     let mut set = Vec::with_capacity(deps.len());
@@ -114,7 +110,9 @@ async fn futures_join(
         set.push(async move {
             match dep {
                 Dependency::File(path) => local::read(path).map(|f| f.value),
-                _ => source.fetch(dep, None).await.map(|f| f.value),
+                _ => retry::fetch(source, dep, None, policy)
+                    .await
+                    .map(|f| f.value),
             }
         });
     }
@@ -174,7 +172,9 @@ fn describe(list: &[(String, Missing)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Template;
     use crate::source::data::DataSource;
+    use crate::template::Engine;
 
     #[tokio::test]
     async fn join_all_keeps_order() {
@@ -182,6 +182,13 @@ mod tests {
         let out = join_all(vec![make(1), make(2)]).await;
         assert_eq!(out, vec![1, 2]);
     }
+
+    const RETRY: Retry = Retry {
+        enabled: false,
+        attempts: 0,
+        backoff: Duration::ZERO,
+        max_backoff: Duration::ZERO,
+    };
 
     fn job(src: &str) -> Job {
         Job {
@@ -201,7 +208,9 @@ mod tests {
         let jobs = [job(
             "{{#each (services)}}{{#each (service Name)}}{{Name}}:{{Port}} {{/each}}{{/each}}",
         )];
-        let (out, stats) = once(&jobs, &data, Duration::from_secs(5)).await.unwrap();
+        let (out, stats) = once(&jobs, &data, &RETRY, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(out[0], "a:1 b:2 ");
         assert_eq!(stats.passes, 3);
     }
@@ -209,9 +218,14 @@ mod tests {
     #[tokio::test]
     async fn missing_key_fails_at_once() {
         let data = DataSource::from_json("{}").unwrap();
-        let err = once(&[job("{{key \"nope\"}}")], &data, Duration::from_secs(5))
-            .await
-            .unwrap_err();
+        let err = once(
+            &[job("{{key \"nope\"}}")],
+            &data,
+            &RETRY,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(&err, OnceError::NeverArrived(m) if m.contains("keyOrDefault")),
             "{err}"

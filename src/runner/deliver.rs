@@ -1,0 +1,238 @@
+//! Delivering rendered templates: print them (`-dry`), or check, write and run their commands.
+//!
+//! Shared by once and watch mode. Every candidate is prepared and checked before any is
+//! installed, so one refused check leaves every destination as it was.
+
+use crate::config::Config;
+use crate::output::{self, WriteOptions};
+use crate::process;
+use crate::runner::Job;
+use std::io::Write;
+
+/// What went wrong while delivering (each a complete message); empty = all delivered.
+pub type Problems = Vec<String>;
+
+/// Prints `> DEST` and the content (or, with `-diff`, a unified diff) for each output that
+/// differs from its destination. Returns whether anything differs.
+pub fn print_dry(cfg: &Config, items: &[(&Job, &str)]) -> Result<bool, String> {
+    let mut out = std::io::stdout().lock();
+    let mut changed = false;
+    for (job, text) in items {
+        let mut write = |s: &str| {
+            out.write_all(s.as_bytes())
+                .map_err(|e| format!("writing to stdout: {e}"))
+        };
+        let Some(dest) = &job.config.destination else {
+            write(text)?;
+            continue;
+        };
+        if cfg.diff {
+            if let Some(d) = output::diff(dest, text).map_err(|e| format!("{e:#}"))? {
+                changed = true;
+                write(&d)?;
+            }
+        } else if output::differs(dest, text.as_bytes()).map_err(|e| format!("{e:#}"))? {
+            changed = true;
+            write(&format!("> {}\n{text}", dest.display()))?;
+        }
+    }
+    out.flush().map_err(|e| format!("writing to stdout: {e}"))?;
+    Ok(changed)
+}
+
+/// The environment template commands get, as consul-template gives it.
+fn command_env(cfg: &Config) -> Vec<(String, String)> {
+    let k = &cfg.consul;
+    let mut env = vec![("CONSUL_HTTP_ADDR".to_string(), k.address.clone())];
+    if let Some(t) = &k.token {
+        env.push(("CONSUL_HTTP_TOKEN".into(), t.expose().to_string()));
+    }
+    if let Some(t) = &k.token_file {
+        env.push(("CONSUL_HTTP_TOKEN_FILE".into(), t.display().to_string()));
+    }
+    if let Some(a) = &k.auth {
+        let value = match &a.password {
+            Some(p) => format!("{}:{}", a.username, p.expose()),
+            None => a.username.clone(),
+        };
+        env.push(("CONSUL_HTTP_AUTH".into(), value));
+    }
+    env.push(("CONSUL_HTTP_SSL".into(), k.ssl.enabled.to_string()));
+    env.push(("CONSUL_HTTP_SSL_VERIFY".into(), k.ssl.verify.to_string()));
+    env
+}
+
+/// Quotes `s` for `sh` (single quotes; embedded ones closed, escaped and reopened).
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Runs a template's `check` on its candidate; `Err` carries why it refused.
+fn run_check(
+    job: &Job,
+    check: &str,
+    candidate: &std::path::Path,
+    env: &[(String, String)],
+) -> Result<(), String> {
+    let path = candidate.display().to_string();
+    let command = check.replace("{{path}}", &shell_quote(&path));
+    let mut env = env.to_vec();
+    env.push(("CONSUL_RENDER_CANDIDATE".into(), path));
+    match process::run(std::slice::from_ref(&command), &env, job.config.command_timeout) {
+        Ok(f) if f.success() => {
+            tracing::debug!(template = %job.name, check = %command, "check passed");
+            Ok(())
+        }
+        Ok(f) => Err(format!(
+            "template {}: check {command:?} refused the new file ({}); the destination is unchanged{}",
+            job.name,
+            ended(&f, job.config.command_timeout),
+            tail(&f)
+        )),
+        Err(e) => Err(format!("template {}: check {command:?}: {e:#}", job.name)),
+    }
+}
+
+fn ended(f: &process::Finished, timeout: std::time::Duration) -> String {
+    if f.timed_out {
+        format!(
+            "timed out after {}",
+            crate::config::duration::format(timeout)
+        )
+    } else {
+        format!("exit code {}", f.code)
+    }
+}
+
+fn tail(f: &process::Finished) -> String {
+    if f.stderr_tail.is_empty() {
+        String::new()
+    } else {
+        format!(":\n{}", f.stderr_tail)
+    }
+}
+
+/// Puts `DEST.bak` back over `dest` (atomically), for `rollback`.
+fn restore_backup(dest: &std::path::Path) -> anyhow::Result<()> {
+    let previous = std::fs::read(output::backup_path(dest))?;
+    let opts = WriteOptions {
+        perms: None,
+        backup: false,
+        create_dest_dirs: false,
+    };
+    if let Some(c) = output::prepare(dest, &previous, opts)? {
+        c.install()?;
+    }
+    Ok(())
+}
+
+/// Writes every changed file, then runs the commands of the changed templates, each distinct
+/// command once, in template order. All candidates are prepared and checked before any is
+/// installed: one failed check leaves every destination as it was.
+pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Problems {
+    let env = command_env(cfg);
+    let mut candidates = Vec::new();
+    for &(job, text) in items {
+        let Some(dest) = &job.config.destination else {
+            continue;
+        };
+        let opts = WriteOptions {
+            perms: job.config.perms,
+            backup: job.config.backup,
+            create_dest_dirs: job.config.create_dest_dirs,
+        };
+        let candidate = match output::prepare(dest, text.as_bytes(), opts) {
+            Ok(c) => c,
+            Err(e) => return vec![format!("template {}: {e:#}", job.name)],
+        };
+        match candidate {
+            Some(c) => candidates.push((job, c, dest.exists())),
+            None => tracing::info!(dest = %dest.display(), "unchanged: nothing written"),
+        }
+    }
+    let refused: Vec<String> = candidates
+        .iter()
+        .filter_map(|(job, c, _)| {
+            job.config
+                .check
+                .as_ref()
+                .and_then(|chk| run_check(job, chk, c.path(), &env).err())
+        })
+        .collect();
+    if !refused.is_empty() {
+        // Dropping the candidates removes them; no destination was touched, no command runs.
+        return refused;
+    }
+    let mut installed: Vec<(&Job, bool)> = Vec::new();
+    for (job, candidate, had_previous) in candidates {
+        if let Err(e) = candidate.install() {
+            return vec![format!("template {}: {e:#}", job.name)];
+        }
+        if let Some(dest) = &job.config.destination {
+            tracing::info!(dest = %dest.display(), template = %job.name, "rendered");
+        }
+        installed.push((job, had_previous));
+    }
+    let mut commands: Vec<(&Job, &Vec<String>)> = Vec::new();
+    for (job, _) in &installed {
+        if !job.config.command.is_empty()
+            && !commands.iter().any(|(_, c)| **c == job.config.command)
+        {
+            commands.push((job, &job.config.command));
+        }
+    }
+    let mut failures = Vec::new();
+    for (job, argv) in commands {
+        let shown = process::display(argv);
+        let timeout = job.config.command_timeout;
+        match process::run(argv, &env, timeout) {
+            Ok(f) if f.success() => {
+                tracing::info!(command = %shown, code = f.code, duration_ms = f.duration.as_millis() as u64, "command finished");
+            }
+            Ok(f) => {
+                let mut msg = format!(
+                    "command {shown:?} (template {}) failed: {}{}",
+                    job.name,
+                    ended(&f, timeout),
+                    tail(&f)
+                );
+                let rolled: Vec<&std::path::Path> = installed
+                    .iter()
+                    .filter(|(j, had)| {
+                        *had && j.config.rollback && j.config.backup && j.config.command == *argv
+                    })
+                    .filter_map(|(j, _)| j.config.destination.as_deref())
+                    .collect();
+                if !rolled.is_empty() {
+                    for dest in &rolled {
+                        match restore_backup(dest) {
+                            Ok(()) => {
+                                tracing::warn!(dest = %dest.display(), "command failed: restored the previous file")
+                            }
+                            Err(e) => msg.push_str(&format!(
+                                "\nrollback of {} failed: {e:#}",
+                                dest.display()
+                            )),
+                        }
+                    }
+                    match process::run(argv, &env, timeout) {
+                        Ok(again) if again.success() => msg.push_str(
+                            "\nrolled back to the previous file(s); the command then succeeded",
+                        ),
+                        Ok(again) => msg.push_str(&format!(
+                            "\nrolled back; the command failed again: {}{}",
+                            ended(&again, timeout),
+                            tail(&again)
+                        )),
+                        Err(e) => msg.push_str(&format!(
+                            "\nrolled back; the command could not run again: {e:#}"
+                        )),
+                    }
+                }
+                failures.push(msg);
+            }
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+    }
+    failures
+}
