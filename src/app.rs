@@ -10,6 +10,7 @@ use crate::source::Source;
 use crate::template::Engine;
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// How a run failed, which decides the exit code (consul-template's codes).
 #[derive(Debug, thiserror::Error)]
@@ -125,18 +126,34 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         None => None,
     };
     let jobs = load_jobs(&cfg)?;
-    if !cfg.once {
-        return Err(Failure::Usage(
-            "watch mode is not available in this version yet: add -once to render once and exit"
-                .into(),
-        ));
-    }
-    let source: Box<dyn Source> = match &cfg.data {
-        Some(data) => {
-            Box::new(DataSource::load(data).map_err(|e| Failure::Config(format!("{e:#}")))?)
-        }
-        None => Box::new(ConsulSource::new(&cfg.consul)?),
+    let data = match &cfg.data {
+        Some(path) => Some(Arc::new(
+            DataSource::load(path).map_err(|e| Failure::Config(format!("{e:#}")))?,
+        )),
+        None => None,
     };
+    let source: Arc<dyn Source> = match &data {
+        Some(d) => d.clone(),
+        None => Arc::new(ConsulSource::new(&cfg.consul)?),
+    };
+    if !cfg.once {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::Runtime(format!("starting the runtime: {e}")))?;
+        let reload = || -> Result<(Config, Vec<Job>), String> {
+            let cfg =
+                Config::resolve(&args, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+            let jobs = load_jobs(&cfg).map_err(|e| e.to_string())?;
+            Ok((cfg, jobs))
+        };
+        runtime
+            .block_on(runner::watch(cfg, jobs, source, data, &reload))
+            .map_err(Failure::Runtime)?;
+        runtime.shutdown_background();
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -10,3 +10,4 @@ pub mod process;
 pub mod runner;
 pub mod source;
 pub mod template;
+pub mod watch;

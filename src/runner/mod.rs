@@ -3,11 +3,13 @@
 
 pub mod deliver;
 pub mod once;
+pub mod watch;
 
 use crate::config::Template;
 use crate::template::Engine;
 
 pub use once::{once, OnceError, Stats};
+pub use watch::watch;
 
 /// A template ready to render.
 pub struct Job {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The data file as written.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -68,9 +69,22 @@ pub struct DataService {
     pub status: Option<String>,
 }
 
-/// The data file, checked and ready to answer queries.
-#[derive(Debug, Clone)]
+/// The data file, checked and ready to answer queries; `load`ed again when the file changes
+/// (watch mode), which wakes blocking fetches.
 pub struct DataSource {
+    path: Option<std::path::PathBuf>,
+    current: tokio::sync::watch::Sender<Arc<Snapshot>>,
+}
+
+/// One version of the file's contents.
+struct Snapshot {
+    generation: u64,
+    catalog: Catalog,
+}
+
+/// What one version of the data file says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catalog {
     datacenter: String,
     agent_node: Option<String>,
     nodes: Vec<Node>,
@@ -81,13 +95,89 @@ pub struct DataSource {
 impl DataSource {
     /// Loads and checks a data file; errors name the file and the offending entry.
     pub fn load(path: &Path) -> anyhow::Result<DataSource> {
+        let catalog = Catalog::load(path)?;
+        Ok(DataSource::new(Some(path.to_path_buf()), catalog))
+    }
+
+    /// Parses and checks data-file text (no file behind it).
+    pub fn from_json(text: &str) -> Result<DataSource, String> {
+        Ok(DataSource::new(None, Catalog::from_json(text)?))
+    }
+
+    fn new(path: Option<std::path::PathBuf>, catalog: Catalog) -> DataSource {
+        let (current, _) = tokio::sync::watch::channel(Arc::new(Snapshot {
+            generation: 1,
+            catalog,
+        }));
+        DataSource { path, current }
+    }
+
+    /// The file this source reads, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Reads the file again. A file that no longer parses keeps the last good version and
+    /// returns the error; an unchanged one changes nothing.
+    pub fn reload(&self) -> anyhow::Result<bool> {
+        let Some(path) = &self.path else {
+            return Ok(false);
+        };
+        let catalog = Catalog::load(path)?;
+        let mut changed = false;
+        self.current.send_if_modified(|snap| {
+            if snap.catalog == catalog {
+                return false;
+            }
+            *snap = Arc::new(Snapshot {
+                generation: snap.generation + 1,
+                catalog,
+            });
+            changed = true;
+            true
+        });
+        Ok(changed)
+    }
+
+    /// Answers one dependency from the current version.
+    pub fn answer(&self, dep: &Dependency) -> Result<Option<Value>, SourceError> {
+        self.current.borrow().catalog.answer(dep)
+    }
+}
+
+impl Source for DataSource {
+    fn fetch<'a>(&'a self, dep: &'a Dependency, block: Option<Block>) -> FetchFuture<'a> {
+        Box::pin(async move {
+            let mut rx = self.current.subscribe();
+            if let Some(b) = block {
+                // Blocking: wait for a newer version of the file, at most `wait`.
+                let deadline = tokio::time::Instant::now() + b.wait;
+                while rx.borrow_and_update().generation <= b.index {
+                    match tokio::time::timeout_at(deadline, rx.changed()).await {
+                        Ok(Ok(())) => continue,
+                        _ => break,
+                    }
+                }
+            }
+            let snap = rx.borrow().clone();
+            snap.catalog.answer(dep).map(|value| Fetched {
+                value,
+                index: snap.generation,
+            })
+        })
+    }
+}
+
+impl Catalog {
+    /// Loads and checks a data file; errors name the file and the offending entry.
+    pub fn load(path: &Path) -> anyhow::Result<Catalog> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("data file {}: {e}", path.display()))?;
         Self::from_json(&text).map_err(|e| anyhow::anyhow!("data file {}: {e}", path.display()))
     }
 
     /// Parses and checks data-file text.
-    pub fn from_json(text: &str) -> Result<DataSource, String> {
+    pub fn from_json(text: &str) -> Result<Catalog, String> {
         let de = &mut serde_json::Deserializer::from_str(text);
         let file: DataFile = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -101,7 +191,7 @@ impl DataSource {
         Self::from_file(file)
     }
 
-    pub fn from_file(file: DataFile) -> Result<DataSource, String> {
+    pub fn from_file(file: DataFile) -> Result<Catalog, String> {
         let datacenter = file.datacenter.clone().unwrap_or_else(|| "dc1".into());
         let mut nodes = Vec::new();
         for (i, n) in file.nodes.iter().enumerate() {
@@ -210,7 +300,7 @@ impl DataSource {
             .node
             .clone()
             .or_else(|| nodes.first().map(|n| n.node.clone()));
-        Ok(DataSource {
+        Ok(Catalog {
             datacenter,
             agent_node,
             nodes,
@@ -329,12 +419,6 @@ impl DataSource {
     }
 }
 
-impl Source for DataSource {
-    fn fetch<'a>(&'a self, dep: &'a Dependency, _block: Option<Block>) -> FetchFuture<'a> {
-        Box::pin(async move { self.answer(dep).map(|value| Fetched { value, index: 1 }) })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,13 +478,12 @@ mod tests {
 
     #[test]
     fn bad_files_are_named() {
-        let e =
-            DataSource::from_json(r#"{"services": [{"Node": "x", "Service": "a"}]}"#).unwrap_err();
+        let e = Catalog::from_json(r#"{"services": [{"Node": "x", "Service": "a"}]}"#).unwrap_err();
         assert!(e.contains("services[0]") && e.contains("\"x\""), "{e}");
-        let e = DataSource::from_json(r#"{"nodes": [{"Node": "x", "Address": "a", "Colour": 1}]}"#)
+        let e = Catalog::from_json(r#"{"nodes": [{"Node": "x", "Address": "a", "Colour": 1}]}"#)
             .unwrap_err();
         assert!(e.contains("nodes[0]") && e.contains("Colour"), "{e}");
-        let e = DataSource::from_json(r#"{"bogus": 1}"#).unwrap_err();
+        let e = Catalog::from_json(r#"{"bogus": 1}"#).unwrap_err();
         assert!(e.contains("bogus"), "{e}");
     }
 }

@@ -346,14 +346,6 @@ fn commands_get_consul_http_addr() {
     assert_eq!(d.read("addr.txt"), "10.9.9.9:8500\n");
 }
 
-#[test]
-fn watch_mode_says_it_is_not_available_yet() {
-    let d = setup();
-    d.run(&["-data", "data.json", "-template", "in.hbs:out"])
-        .code(13)
-        .stderr_has("add -once");
-}
-
 fn temp_files_left(d: &Dir, sub: &str) -> usize {
     std::fs::read_dir(d.join(sub))
         .unwrap()

@@ -77,9 +77,32 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// No single run of the binary in a test may take longer than this.
+pub const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Run {
+    /// Runs to completion, killing the process (and failing the test) after `RUN_LIMIT`.
     pub fn of(cmd: &mut Command) -> Run {
-        let out = cmd.output().expect("running consul-render");
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running consul-render");
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if rx.recv_timeout(RUN_LIMIT).is_err() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        });
+        let out = child.wait_with_output().expect("waiting for consul-render");
+        let _ = tx.send(());
+        assert!(
+            out.status.code().is_some(),
+            "consul-render was killed after {RUN_LIMIT:?} (or by a signal)"
+        );
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,0 +1,335 @@
+//! Watch mode: keep every template rendered as its dependencies change.
+//!
+//! The loop: render the templates marked dirty, deliver the complete ones (written and their
+//! commands run only when the output differs from the file), start watchers for what the
+//! renders used and stop the rest, then wait for the next event, quiescence timer or signal.
+//! A change re-renders only the templates that used it; with `-wait min:max` (global or per
+//! template) a template is re-rendered once `min` passes without another change, at most `max`
+//! after the first; the first render is never delayed.
+
+use crate::config::{Config, Wait};
+use crate::dependency::Dependency;
+use crate::runner::{deliver, Job};
+use crate::source::data::DataSource;
+use crate::source::Source;
+use crate::template::{Missing, Store};
+use crate::watch::{Event, Watchers};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Why watch mode stopped with an error (exit 14).
+pub type WatchError = String;
+
+/// Re-reads config files and templates (the reload signal).
+pub type Reload<'a> = &'a dyn Fn() -> Result<(Config, Vec<Job>), String>;
+
+#[derive(Default)]
+struct JobState {
+    used: HashSet<Dependency>,
+    rendered_once: bool,
+    /// Quiescence in progress: (render at, never later than).
+    quiet: Option<(Instant, Instant)>,
+    /// What the last incomplete render was waiting for, to log it once.
+    waiting: Vec<Missing>,
+}
+
+impl JobState {
+    /// A change arrived: render now, or (re)start quiescence.
+    fn changed(&mut self, wait: Option<Wait>, now: Instant) -> bool {
+        match wait {
+            Some(w) if self.rendered_once && !w.min.is_zero() => {
+                let (_, deadline) = *self.quiet.get_or_insert((now + w.min, now + w.max));
+                self.quiet = Some(((now + w.min).min(deadline), deadline));
+                false
+            }
+            _ => true,
+        }
+    }
+}
+
+struct Signals {
+    stop: Vec<Signal>,
+    reload: Option<Signal>,
+}
+
+impl Signals {
+    fn new(cfg: &Config) -> Result<Signals, String> {
+        let listen = |s: nix::sys::signal::Signal| {
+            signal(SignalKind::from_raw(s as i32)).map_err(|e| format!("cannot handle {s}: {e}"))
+        };
+        // SIGTERM always stops us (docker stop); so does the kill signal (SIGINT by default).
+        let mut stop = vec![listen(nix::sys::signal::Signal::SIGTERM)?];
+        if let Some(k) = cfg
+            .kill_signal
+            .filter(|k| *k != nix::sys::signal::Signal::SIGTERM)
+        {
+            stop.push(listen(k)?);
+        }
+        let reload = match cfg.reload_signal {
+            Some(r) => Some(listen(r)?),
+            None => None,
+        };
+        Ok(Signals { stop, reload })
+    }
+}
+
+async fn stopped(stop: &mut [Signal]) {
+    let waits = stop.iter_mut().map(|s| Box::pin(s.recv()));
+    futures_select_all(waits).await;
+}
+
+async fn reloaded(reload: &mut Option<Signal>) {
+    match reload {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for the first of several futures.
+async fn futures_select_all<F: std::future::Future + Unpin>(futures: impl Iterator<Item = F>) {
+    let mut futures: Vec<F> = futures.collect();
+    std::future::poll_fn(|cx| {
+        for f in futures.iter_mut() {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Runs watch mode until a stop signal (Ok) or a failure that ends it (Err, exit 14).
+pub async fn watch(
+    mut cfg: Config,
+    mut jobs: Vec<Job>,
+    source: Arc<dyn Source>,
+    data: Option<Arc<DataSource>>,
+    reload: Reload<'_>,
+) -> Result<(), WatchError> {
+    let Signals {
+        stop: mut stop_signals,
+        reload: mut reload_signal,
+    } = Signals::new(&cfg)?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let all_rendered = Arc::new(AtomicBool::new(false));
+    let data_file = data
+        .as_ref()
+        .and_then(|d| d.path().map(|p| p.to_path_buf()));
+    let mut watchers = Watchers::new(&cfg, source, tx, all_rendered.clone(), data_file.as_deref());
+    let mut store: Arc<Store> = Arc::new(Store::new());
+    let mut state: Vec<JobState> = jobs.iter().map(|_| JobState::default()).collect();
+    let mut dirty: BTreeSet<usize> = (0..jobs.len()).collect();
+    loop {
+        if !dirty.is_empty() {
+            // Delivery runs check and reload commands synchronously; keep the watchers running.
+            tokio::task::block_in_place(|| {
+                render_and_deliver(&cfg, &jobs, &mut state, &store, &dirty)
+            })?;
+            dirty.clear();
+            if !all_rendered.load(Ordering::Relaxed) && state.iter().all(|s| s.rendered_once) {
+                all_rendered.store(true, Ordering::Relaxed);
+                tracing::info!(
+                    templates = jobs.len(),
+                    "all templates rendered; watching for changes"
+                );
+            }
+            let wanted: HashSet<Dependency> =
+                state.iter().flat_map(|s| s.used.iter().cloned()).collect();
+            for gone in watchers.sync(&wanted) {
+                Arc::make_mut(&mut store).remove(&gone);
+            }
+            tracing::debug!(dependencies = watchers.len(), "watching");
+        }
+        let next_quiet = state.iter().filter_map(|s| s.quiet.map(|q| q.0)).min();
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { return Err("every watcher stopped".into()) };
+                let mut events = vec![ev];
+                // Take everything already queued, so a burst of changes costs one render.
+                while let Ok(more) = rx.try_recv() {
+                    events.push(more);
+                }
+                let now = Instant::now();
+                for ev in events {
+                    match ev {
+                        Event::Value(dep, value) => {
+                            if store.get(&dep) == Some(&value) {
+                                continue;
+                            }
+                            Arc::make_mut(&mut store).insert(dep.clone(), value);
+                            for (j, s) in state.iter_mut().enumerate() {
+                                if s.used.contains(&dep) && s.changed(jobs[j].config.wait.or(cfg.wait), now) {
+                                    dirty.insert(j);
+                                }
+                            }
+                        }
+                        Event::Failed(dep, msg) => return Err(format!("{dep}: {msg}")),
+                        Event::DataFile => {
+                            if let Some(d) = &data {
+                                match d.reload() {
+                                    Ok(true) => tracing::info!("data file changed"),
+                                    Ok(false) => {}
+                                    Err(e) => tracing::error!("{e:#}; keeping the last good data"),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(next_quiet.unwrap_or_else(Instant::now)), if next_quiet.is_some() => {
+                let now = Instant::now();
+                for (j, s) in state.iter_mut().enumerate() {
+                    if s.quiet.is_some_and(|(at, _)| at <= now) {
+                        s.quiet = None;
+                        dirty.insert(j);
+                    }
+                }
+            }
+            _ = stopped(&mut stop_signals) => {
+                tracing::info!("stopping");
+                watchers.stop();
+                return Ok(());
+            }
+            _ = reloaded(&mut reload_signal) => {
+                match reload() {
+                    Ok((new_cfg, new_jobs)) => {
+                        tracing::info!(templates = new_jobs.len(), "reloaded configuration and templates");
+                        cfg = new_cfg;
+                        jobs = new_jobs;
+                        state = jobs.iter().map(|_| JobState::default()).collect();
+                        dirty = (0..jobs.len()).collect();
+                    }
+                    Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Renders the dirty templates and delivers the complete ones. Template errors are logged and
+/// watching goes on, unless `-template-error-fatal` (or the template's `error_fatal`).
+fn render_and_deliver(
+    cfg: &Config,
+    jobs: &[Job],
+    state: &mut [JobState],
+    store: &Arc<Store>,
+    dirty: &BTreeSet<usize>,
+) -> Result<(), WatchError> {
+    let mut ready: Vec<(usize, String)> = Vec::new();
+    for &j in dirty {
+        let job = &jobs[j];
+        match job.engine.render(store.clone()) {
+            Ok(r) => {
+                state[j].used = r.used.into_iter().collect();
+                if r.missing.is_empty() {
+                    state[j].waiting.clear();
+                    ready.push((j, r.output));
+                } else {
+                    log_waiting(job, &mut state[j], r.missing);
+                }
+            }
+            Err(e) => {
+                let fatal = cfg.template_error_fatal || job.config.error_fatal == Some(true);
+                if fatal {
+                    return Err(e.to_string());
+                }
+                tracing::error!(template = %job.name, "{e}");
+            }
+        }
+    }
+    if ready.is_empty() {
+        return Ok(());
+    }
+    let items: Vec<(&Job, &str)> = ready.iter().map(|(j, o)| (&jobs[*j], o.as_str())).collect();
+    if cfg.dry {
+        if let Err(e) = deliver::print_dry(cfg, &items) {
+            tracing::error!("{e}");
+        }
+    } else {
+        for problem in deliver::write_and_run(cfg, &items) {
+            tracing::error!("{problem}");
+        }
+    }
+    for (j, _) in &ready {
+        state[*j].rendered_once = true;
+    }
+    Ok(())
+}
+
+/// Logs once what an incomplete render waits for (absent keys and files at warn level).
+fn log_waiting(job: &Job, state: &mut JobState, missing: Vec<Missing>) {
+    if state.waiting == missing {
+        return;
+    }
+    for m in &missing {
+        if !state.waiting.contains(m) {
+            match m {
+                Missing::Pending(d) => tracing::debug!(template = %job.name, "waiting for {d}"),
+                Missing::Absent(d) => {
+                    tracing::warn!(template = %job.name, "waiting for {d}: it does not exist")
+                }
+                Missing::Empty(d) => {
+                    tracing::warn!(template = %job.name, "waiting for {d}: it is empty")
+                }
+            }
+        }
+    }
+    state.waiting = missing;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn quiescence_waits_min_after_the_last_change_but_never_past_max() {
+        let w = Wait {
+            min: Duration::from_millis(200),
+            max: Duration::from_millis(1000),
+        };
+        let mut s = JobState {
+            rendered_once: true,
+            ..JobState::default()
+        };
+        let t0 = Instant::now();
+        assert!(!s.changed(Some(w), t0));
+        assert_eq!(s.quiet, Some((t0 + w.min, t0 + w.max)));
+        let t1 = t0 + Duration::from_millis(150);
+        s.changed(Some(w), t1);
+        assert_eq!(
+            s.quiet,
+            Some((t1 + w.min, t0 + w.max)),
+            "each change pushes the render back"
+        );
+        let t2 = t0 + Duration::from_millis(900);
+        s.changed(Some(w), t2);
+        assert_eq!(
+            s.quiet,
+            Some((t0 + w.max, t0 + w.max)),
+            "but never past max"
+        );
+    }
+
+    #[test]
+    fn the_first_render_and_no_wait_are_immediate() {
+        let w = Wait {
+            min: Duration::from_millis(200),
+            max: Duration::from_millis(1000),
+        };
+        let mut s = JobState::default();
+        assert!(
+            s.changed(Some(w), Instant::now()),
+            "first render is never delayed"
+        );
+        s.rendered_once = true;
+        assert!(s.changed(None, Instant::now()));
+    }
+}

@@ -1,0 +1,354 @@
+//! Watch mode's eyes: one task per unique dependency, each a loop of blocking queries, and one
+//! file watcher for `file` dependencies and the `-data` file. They send `Event`s to the runner.
+//!
+//! Blocking-query rules (CONSUL_API.md §4): an index that goes backwards resets to 0 (fetch
+//! afresh), 0 is never sent as a wait index, at least 100 ms pass between two fetches of one
+//! dependency, and only a changed value is sent. At most `max_connections` requests are open at
+//! once (a semaphore); dependencies beyond the cap wait their turn. Errors are retried with the
+//! once-mode backoff until every template has rendered once (then they end the run); after that a
+//! watcher never gives up and keeps trying at the maximum backoff (consul-template's #2045).
+
+use crate::config::{Config, Retry};
+use crate::dependency::Dependency;
+use crate::source::{local, retry, Block, Source, SourceError};
+use notify::{RecursiveMode, Watcher as _};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Least time between two fetches of one dependency.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a file must be quiet after an event before it is read (editors write in steps).
+const FILE_SETTLE: Duration = Duration::from_millis(30);
+
+/// What the watchers tell the runner.
+#[derive(Debug)]
+pub enum Event {
+    /// A dependency's value (`None` = does not exist), sent when it changed.
+    Value(Dependency, Option<Value>),
+    /// A dependency failed for good before every template rendered once.
+    Failed(Dependency, String),
+    /// The `-data` file changed on disk.
+    DataFile,
+}
+
+/// Settings every dependency task shares.
+#[derive(Clone)]
+struct Shared {
+    source: Arc<dyn Source>,
+    tx: mpsc::UnboundedSender<Event>,
+    limit: Arc<Semaphore>,
+    wait: Duration,
+    retry: Retry,
+    /// Set by the runner once every template has rendered.
+    all_rendered: Arc<AtomicBool>,
+}
+
+/// Every running watcher.
+pub struct Watchers {
+    shared: Shared,
+    tasks: HashMap<Dependency, JoinHandle<()>>,
+    files: FileWatch,
+}
+
+impl Watchers {
+    /// Watchers answering from `source`; `data_file` (the `-data` file) is watched from the start.
+    pub fn new(
+        cfg: &Config,
+        source: Arc<dyn Source>,
+        tx: mpsc::UnboundedSender<Event>,
+        all_rendered: Arc<AtomicBool>,
+        data_file: Option<&Path>,
+    ) -> Watchers {
+        let files = FileWatch::new(tx.clone(), data_file);
+        Watchers {
+            shared: Shared {
+                source,
+                tx,
+                limit: Arc::new(Semaphore::new(cfg.consul.max_connections.max(1) as usize)),
+                wait: cfg.consul.block_query_wait,
+                retry: cfg.consul.retry,
+                all_rendered,
+            },
+            tasks: HashMap::new(),
+            files,
+        }
+    }
+
+    /// Starts watchers for `wanted` dependencies not watched yet and stops the others. Returns
+    /// the dependencies no longer watched.
+    pub fn sync(&mut self, wanted: &HashSet<Dependency>) -> Vec<Dependency> {
+        let gone: Vec<Dependency> = self
+            .tasks
+            .keys()
+            .filter(|d| !wanted.contains(*d))
+            .cloned()
+            .collect();
+        for dep in &gone {
+            if let Some(task) = self.tasks.remove(dep) {
+                task.abort();
+            }
+            if let Dependency::File(path) = dep {
+                self.files.forget(path);
+            }
+        }
+        for dep in wanted {
+            if self.tasks.contains_key(dep) {
+                continue;
+            }
+            let task = match dep {
+                Dependency::File(path) => {
+                    self.files.watch(dep.clone(), path);
+                    let tx = self.shared.tx.clone();
+                    let (dep, path) = (dep.clone(), path.clone());
+                    tokio::spawn(async move {
+                        let value = local::read(&path).ok().and_then(|f| f.value);
+                        let _ = tx.send(Event::Value(dep, value));
+                    })
+                }
+                _ => tokio::spawn(watch_dependency(self.shared.clone(), dep.clone())),
+            };
+            self.tasks.insert(dep.clone(), task);
+        }
+        gone
+    }
+
+    /// How many dependencies are watched.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Stops every watcher; in-flight queries are dropped.
+    pub fn stop(&mut self) {
+        for (_, task) in self.tasks.drain() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One dependency's loop of blocking queries.
+async fn watch_dependency(s: Shared, dep: Dependency) {
+    let mut index: u64 = 0;
+    let mut last: Option<Option<Value>> = None;
+    let mut last_fetch: Option<Instant> = None;
+    let mut delays: Option<Box<dyn Iterator<Item = Duration> + Send>> = None;
+    let mut failures: u32 = 0;
+    // Consul has no blocking query for the datacenter list: fetch it once, then stay idle.
+    let blocking = !matches!(dep, Dependency::Datacenters);
+    loop {
+        if let Some(at) = last_fetch {
+            tokio::time::sleep_until(at + MIN_INTERVAL).await;
+        }
+        last_fetch = Some(Instant::now());
+        let block = (blocking && index > 0).then_some(Block {
+            index,
+            wait: s.wait,
+        });
+        let result = {
+            let _permit = s.limit.acquire().await;
+            s.source.fetch(&dep, block).await
+        };
+        match result {
+            Ok(f) => {
+                delays = None;
+                failures = 0;
+                // An index that went backwards means the server state was reset: start over.
+                index = if f.index < index { 0 } else { f.index.max(1) };
+                if last.as_ref() != Some(&f.value) {
+                    last = Some(f.value.clone());
+                    if s.tx.send(Event::Value(dep.clone(), f.value)).is_err() {
+                        return;
+                    }
+                }
+                if !blocking {
+                    std::future::pending::<()>().await;
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                let rendered = s.all_rendered.load(Ordering::Relaxed);
+                let give_up = |msg: String| {
+                    let _ = s.tx.send(Event::Failed(dep.clone(), msg));
+                };
+                if !rendered && (matches!(e, SourceError::Fatal(_)) || !s.retry.enabled) {
+                    return give_up(e.to_string());
+                }
+                let steps = delays.get_or_insert_with(|| Box::new(retry::delays(&s.retry, false)));
+                let wait = match steps.next() {
+                    Some(d) => d,
+                    None if rendered => s.retry.max_backoff.max(s.retry.backoff),
+                    None => return give_up(format!("{e} (gave up after {failures} attempts)")),
+                };
+                tracing::warn!(
+                    dependency = %dep,
+                    attempt = failures,
+                    "{e}; retrying in {}ms",
+                    wait.as_millis()
+                );
+                tokio::time::sleep(wait).await;
+                // Start the next query afresh: the error may have been a reset.
+                last_fetch = None;
+            }
+        }
+    }
+}
+
+/// Watches files by their parent directory (so files replaced by rename, truncated, or created
+/// later are seen), reads them once they settle, and sends their new contents.
+struct FileWatch {
+    watcher: Option<notify::RecommendedWatcher>,
+    inner: Arc<Mutex<FileState>>,
+}
+
+#[derive(Default)]
+struct FileState {
+    /// Absolute path → the dependencies reading it.
+    files: HashMap<PathBuf, Vec<Dependency>>,
+    /// The `-data` file, absolute.
+    data_file: Option<PathBuf>,
+    /// Directories watched, with how many files in them are wanted.
+    dirs: HashMap<PathBuf, usize>,
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    }
+}
+
+impl FileWatch {
+    fn new(tx: mpsc::UnboundedSender<Event>, data_file: Option<&Path>) -> FileWatch {
+        let inner = Arc::new(Mutex::new(FileState {
+            data_file: data_file.map(absolute),
+            ..FileState::default()
+        }));
+        let (raw_tx, raw_rx) = mpsc::unbounded_channel::<PathBuf>();
+        let watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+                Ok(ev) if !matches!(ev.kind, notify::EventKind::Access(_)) => {
+                    for p in ev.paths {
+                        let _ = raw_tx.send(p);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("file watch: {e}"),
+            });
+        let watcher = match watcher {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!("cannot watch files ({e}): changes to files will not be seen");
+                None
+            }
+        };
+        tokio::spawn(settle(raw_rx, inner.clone(), tx));
+        let mut fw = FileWatch { watcher, inner };
+        if let Some(p) = data_file {
+            fw.watch_dir(&absolute(p));
+        }
+        fw
+    }
+
+    fn watch_dir(&mut self, file: &Path) {
+        let Some(dir) = file.parent().map(Path::to_path_buf) else {
+            return;
+        };
+        let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let count = st.dirs.entry(dir.clone()).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            if let Some(w) = &mut self.watcher {
+                if let Err(e) = w.watch(&dir, RecursiveMode::NonRecursive) {
+                    tracing::warn!(dir = %dir.display(), "cannot watch directory: {e}; changes to files in it will not be seen");
+                }
+            }
+        }
+    }
+
+    fn watch(&mut self, dep: Dependency, path: &Path) {
+        let abs = absolute(path);
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .files
+            .entry(abs.clone())
+            .or_default()
+            .push(dep);
+        self.watch_dir(&abs);
+    }
+
+    fn forget(&mut self, path: &Path) {
+        let abs = absolute(path);
+        let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        st.files.remove(&abs);
+        let Some(dir) = abs.parent().map(Path::to_path_buf) else {
+            return;
+        };
+        if let Some(count) = st.dirs.get_mut(&dir) {
+            *count -= 1;
+            if *count == 0 {
+                st.dirs.remove(&dir);
+                if let Some(w) = &mut self.watcher {
+                    let _ = w.unwatch(&dir);
+                }
+            }
+        }
+    }
+}
+
+/// Reads each changed file once it has been quiet for `FILE_SETTLE`.
+async fn settle(
+    mut raw: mpsc::UnboundedReceiver<PathBuf>,
+    state: Arc<Mutex<FileState>>,
+    tx: mpsc::UnboundedSender<Event>,
+) {
+    let mut due: HashMap<PathBuf, Instant> = HashMap::new();
+    loop {
+        let next = due.values().min().copied();
+        tokio::select! {
+            p = raw.recv() => match p {
+                Some(p) => { due.insert(p, Instant::now() + FILE_SETTLE); }
+                None => return,
+            },
+            _ = async { tokio::time::sleep_until(next.unwrap_or_else(Instant::now)).await }, if next.is_some() => {
+                let now = Instant::now();
+                let ready: Vec<PathBuf> = due.iter().filter(|(_, t)| **t <= now).map(|(p, _)| p.clone()).collect();
+                for p in ready {
+                    due.remove(&p);
+                    let (deps, is_data) = {
+                        let st = state.lock().unwrap_or_else(|e| e.into_inner());
+                        (st.files.get(&p).cloned().unwrap_or_default(), st.data_file.as_ref() == Some(&p))
+                    };
+                    if is_data && tx.send(Event::DataFile).is_err() {
+                        return;
+                    }
+                    if !deps.is_empty() {
+                        let value = local::read(&p).ok().and_then(|f| f.value);
+                        for dep in deps {
+                            if tx.send(Event::Value(dep, value.clone())).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
