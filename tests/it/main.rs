@@ -6,3 +6,4 @@ mod consul;
 mod helpers;
 mod render;
 mod support;
+mod watch;

@@ -187,6 +187,8 @@ pub struct Sim {
 /// How the simulator listens.
 pub enum Listen {
     Tcp,
+    /// TCP on this address (to restart a stopped simulator on its port).
+    TcpAt(String),
     Unix(std::path::PathBuf),
     /// TLS with this certificate chain and key (PEM).
     Tls {
@@ -208,6 +210,17 @@ impl Sim {
 
     /// Starts a simulator whose agent runs on the node `agent_node`.
     pub fn start_full(listen: Listen, token: Option<&str>, agent_node: &str) -> Sim {
+        Sim::start_loaded(listen, token, agent_node, &[])
+    }
+
+    /// Starts a simulator holding `writes` (catalog registrations and KV pairs, as
+    /// `support::writes_for` makes them) before it accepts its first connection.
+    pub fn start_loaded(
+        listen: Listen,
+        token: Option<&str>,
+        agent_node: &str,
+        writes: &[super::Write],
+    ) -> Sim {
         let (changed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             data: Mutex::new(Data {
@@ -243,13 +256,26 @@ impl Sim {
             .enable_all()
             .build()
             .expect("simulator runtime");
+        rt.block_on(async {
+            for w in writes {
+                let ok = match w {
+                    super::Write::Register(body) => apply_register(&shared, body).is_ok(),
+                    super::Write::Kv(key, value) => {
+                        apply_kv_put(&shared, key, value.as_bytes(), &Params(Vec::new()))
+                    }
+                };
+                assert!(ok, "preloading the simulator failed on {w:?}");
+            }
+        });
         let app = router(shared.clone());
         let addr = rt.block_on(async {
             match listen {
-                Listen::Tcp => {
-                    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-                        .await
-                        .expect("bind");
+                Listen::Tcp | Listen::TcpAt(_) => {
+                    let at = match &listen {
+                        Listen::TcpAt(a) => a.clone(),
+                        _ => "127.0.0.1:0".to_string(),
+                    };
+                    let l = tokio::net::TcpListener::bind(&at).await.expect("bind");
                     let addr = l.local_addr().expect("addr").to_string();
                     tokio::spawn(async move { axum::serve(l, app).await.ok() });
                     addr
@@ -295,6 +321,13 @@ impl Sim {
 
     pub fn reset_counters(&self) {
         *lock(&self.shared.counters) = Counters::default();
+    }
+
+    /// Stops serving: open connections are dropped and the port is free again.
+    pub fn stop(mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
     }
 }
 
@@ -795,15 +828,24 @@ async fn register(State(st): State<St>, body: Bytes) -> Response {
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("Request decode failed: invalid JSON");
     };
-    let node = text(&v, "Node");
-    let address = text(&v, "Address");
+    match apply_register(&st, &v) {
+        Ok(()) => Json(true).into_response(),
+        Err(msg) => bad_request(&msg),
+    }
+}
+
+/// `PUT /v1/catalog/register` on the state (Go's case-insensitive field names).
+fn apply_register(st: &St, v: &Value) -> Result<(), String> {
+    let bad_request = |m: &str| -> Result<(), String> { Err(m.to_string()) };
+    let node = text(v, "Node");
+    let address = text(v, "Address");
     if node.is_empty() || address.is_empty() {
         return bad_request("Must provide node and address");
     }
     {
         let mut d = lock(&st.data);
         let idx = d.bump();
-        let dc = match text(&v, "Datacenter") {
+        let dc = match text(v, "Datacenter") {
             s if s.is_empty() => d.datacenter.clone(),
             s => s,
         };
@@ -813,21 +855,21 @@ async fn register(State(st): State<St>, body: Bytes) -> Response {
         let mut n = existing.clone().unwrap_or_default();
         n.address = address;
         n.datacenter = dc;
-        if let Some(id) = field(&v, "ID").and_then(Value::as_str) {
+        if let Some(id) = field(v, "ID").and_then(Value::as_str) {
             n.id = id.to_string();
         }
-        if field(&v, "NodeMeta").is_some() {
-            n.meta = map(&v, "NodeMeta");
+        if field(v, "NodeMeta").is_some() {
+            n.meta = map(v, "NodeMeta");
         }
-        if field(&v, "TaggedAddresses").is_some() {
-            n.tagged = map(&v, "TaggedAddresses");
+        if field(v, "TaggedAddresses").is_some() {
+            n.tagged = map(v, "TaggedAddresses");
         }
         if existing.as_ref() != Some(&n) {
             n.index = idx;
             d.nodes.insert(node.clone(), n);
             d.touch_node(&node, idx);
         }
-        if let Some(s) = field(&v, "Service").filter(|s| s.is_object()) {
+        if let Some(s) = field(v, "Service").filter(|s| s.is_object()) {
             let name = text(s, "Service");
             if name.is_empty() {
                 return bad_request("Must provide service name");
@@ -868,11 +910,11 @@ async fn register(State(st): State<St>, body: Bytes) -> Response {
                 d.services_table = idx;
             }
         }
-        let mut checks: Vec<Value> = field(&v, "Checks")
+        let mut checks: Vec<Value> = field(v, "Checks")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        if let Some(c) = field(&v, "Check").filter(|c| c.is_object()) {
+        if let Some(c) = field(v, "Check").filter(|c| c.is_object()) {
             checks.push(c.clone());
         }
         for c in checks {
@@ -906,8 +948,8 @@ async fn register(State(st): State<St>, body: Bytes) -> Response {
             }
         }
     }
-    notify(&st);
-    Json(true).into_response()
+    notify(st);
+    Ok(())
 }
 
 async fn deregister(State(st): State<St>, body: Bytes) -> Response {
@@ -1049,6 +1091,12 @@ async fn kv_put(
     if key.is_empty() {
         return bad_request("Missing key name");
     }
+    Json(apply_kv_put(&st, &key, &body, &p)).into_response()
+}
+
+/// `PUT /v1/kv/KEY` on the state (`?flags`, `?cas`); returns Consul's true/false.
+fn apply_kv_put(st: &St, key: &str, body: &[u8], p: &Params) -> bool {
+    let key = key.to_string();
     let flags = p.get("flags").and_then(|f| f.parse().ok()).unwrap_or(0);
     let ok = {
         let mut d = lock(&st.data);
@@ -1075,9 +1123,9 @@ async fn kv_put(
         allowed
     };
     if ok {
-        notify(&st);
+        notify(st);
     }
-    Json(ok).into_response()
+    ok
 }
 
 async fn kv_delete_root(st: State<St>, raw: axum::extract::RawQuery) -> Response {

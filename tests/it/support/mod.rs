@@ -298,44 +298,147 @@ impl Consul {
 
     /// Registers everything a data file (DESIGN.md section 5) describes.
     pub fn load(&self, data_json: &str) {
-        let data: consul_render::source::data::DataFile =
-            serde_json::from_str(data_json).expect("data file");
-        let dc = data.datacenter.clone().unwrap_or_else(|| "dc1".into());
-        for n in &data.nodes {
-            self.register(json!({
-                "Node": n.node, "Address": n.address, "ID": n.id,
-                "Datacenter": n.datacenter.clone().unwrap_or_else(|| dc.clone()),
-                "NodeMeta": n.meta, "TaggedAddresses": n.tagged_addresses,
-                "Check": {"CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "passing"},
-            }));
+        for w in writes_for(data_json) {
+            match w {
+                Write::Register(body) => self.register(body),
+                Write::Kv(k, v) => self.put_kv(&k, &v),
+            }
         }
-        for s in &data.services {
-            let node = data
-                .nodes
-                .iter()
-                .find(|n| n.node == s.node)
-                .expect("service on a listed node");
-            let id = if s.id.is_empty() {
-                s.service.clone()
-            } else {
-                s.id.clone()
-            };
-            let status = s.status.clone().unwrap_or_else(|| "passing".into());
-            let check = if status == "maintenance" {
-                json!({"CheckID": format!("_service_maintenance:{id}"), "Name": "Service Maintenance Mode", "Status": "critical", "ServiceID": id})
-            } else {
-                json!({"CheckID": format!("service:{id}"), "Name": format!("Service '{}' check", s.service), "Status": status, "ServiceID": id})
-            };
-            self.register(json!({
-                "Node": s.node, "Address": node.address, "ID": node.id,
-                "Datacenter": node.datacenter.clone().unwrap_or_else(|| dc.clone()),
-                "NodeMeta": node.meta, "TaggedAddresses": node.tagged_addresses,
-                "Service": {"ID": id, "Service": s.service, "Tags": s.tags, "Address": s.address, "Port": s.port, "Meta": s.meta},
-                "Check": check,
-            }));
+    }
+}
+
+/// One write to Consul: a catalog registration or a KV pair.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Register(Value),
+    Kv(String, String),
+}
+
+/// The writes that make a Consul hold what a data file (DESIGN.md section 5) describes.
+pub fn writes_for(data_json: &str) -> Vec<Write> {
+    let data: consul_render::source::data::DataFile =
+        serde_json::from_str(data_json).expect("data file");
+    let dc = data.datacenter.clone().unwrap_or_else(|| "dc1".into());
+    let mut out = Vec::new();
+    for n in &data.nodes {
+        out.push(Write::Register(json!({
+            "Node": n.node, "Address": n.address, "ID": n.id,
+            "Datacenter": n.datacenter.clone().unwrap_or_else(|| dc.clone()),
+            "NodeMeta": n.meta, "TaggedAddresses": n.tagged_addresses,
+            "Check": {"CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "passing"},
+        })));
+    }
+    for s in &data.services {
+        let node = data
+            .nodes
+            .iter()
+            .find(|n| n.node == s.node)
+            .expect("service on a listed node");
+        let id = if s.id.is_empty() {
+            s.service.clone()
+        } else {
+            s.id.clone()
+        };
+        let status = s.status.clone().unwrap_or_else(|| "passing".into());
+        let check = if status == "maintenance" {
+            json!({"CheckID": format!("_service_maintenance:{id}"), "Name": "Service Maintenance Mode", "Status": "critical", "ServiceID": id})
+        } else {
+            json!({"CheckID": format!("service:{id}"), "Name": format!("Service '{}' check", s.service), "Status": status, "ServiceID": id})
+        };
+        out.push(Write::Register(json!({
+            "Node": s.node, "Address": node.address, "ID": node.id,
+            "Datacenter": node.datacenter.clone().unwrap_or_else(|| dc.clone()),
+            "NodeMeta": node.meta, "TaggedAddresses": node.tagged_addresses,
+            "Service": {"ID": id, "Service": s.service, "Tags": s.tags, "Address": s.address, "Port": s.port, "Meta": s.meta},
+            "Check": check,
+        })));
+    }
+    for (k, v) in &data.kv {
+        out.push(Write::Kv(k.clone(), v.clone()));
+    }
+    out
+}
+
+/// Polls `done` every 20 ms until it holds, failing the test after `limit`.
+#[track_caller]
+pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// consul-render running in the background (watch mode); killed when dropped. Its stderr
+/// goes to `watch.log` in its directory.
+pub struct Background {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Dir {
+    /// Starts consul-render with `args` in the background.
+    pub fn spawn(&self, args: &[&str]) -> Background {
+        self.spawn_cmd(self.cmd().args(args))
+    }
+
+    pub fn spawn_cmd(&self, cmd: &mut Command) -> Background {
+        let log = self.join("watch.log");
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("starting consul-render");
+        Background { child, log }
+    }
+
+    /// The lines of a file, or none when it does not exist yet.
+    pub fn lines(&self, name: &str) -> usize {
+        std::fs::read_to_string(self.join(name))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+}
+
+impl Background {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`-TERM`, `-HUP`, …).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .map(|s| s.success());
+        assert_eq!(ok.ok(), Some(true), "kill {sig}");
+    }
+
+    /// Waits for the process to exit, at most `limit`; its exit code.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<i32> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        for (k, v) in &data.kv {
-            self.put_kv(k, v);
-        }
+        None
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -1,0 +1,356 @@
+//! Watch mode through the binary, against the Consul simulator (or `CONSUL_HTTP_ADDR`): changes
+//! re-render and run the command once, unrelated ones do nothing, quiescence, outages, index
+//! resets, file changes, signals, and the connection cap.
+
+use crate::support::consul_sim::{Listen, Sim};
+use crate::support::{wait_until, writes_for, Consul, Dir};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+const DATA: &str = r#"{"nodes": [{"Node": "n1", "Address": "10.0.0.1"}, {"Node": "n2", "Address": "10.0.0.2"}],
+  "services": [{"Node": "n1", "ID": "web-1", "Service": "web", "Port": 80},
+               {"Node": "n2", "ID": "db-1", "Service": "db", "Port": 5432}],
+  "kv": {"greeting": "hello"}}"#;
+
+const TEMPLATE: &str = "{{key \"greeting\"}}{{#each (service \"web\")}} {{ID}}:{{Port}}{{/each}}\n";
+
+fn start(c: &Consul, d: &Dir, extra: &[&str]) -> crate::support::Background {
+    d.write("in.hbs", TEMPLATE);
+    let addr = format!("-consul-addr={}", c.addr);
+    let mut args = vec![
+        addr.as_str(),
+        "-template=in.hbs:out.conf:echo run >> runs",
+        "-log-level=info",
+    ];
+    args.extend(extra);
+    let bg = d.spawn(&args);
+    wait_until("the first render", LIMIT, || {
+        d.exists("out.conf") && d.lines("runs") == 1
+    });
+    bg
+}
+
+fn settle() {
+    // Long enough for a (wrong) extra render to show up; the assertions after it are exact.
+    std::thread::sleep(Duration::from_millis(600));
+}
+
+#[test]
+fn catalog_and_kv_changes_rewrite_and_run_the_command_once_each() {
+    let c = Consul::start();
+    c.load(DATA);
+    let d = Dir::new();
+    let bg = start(&c, &d, &[]);
+    assert_eq!(d.read("out.conf"), "hello web-1:80\n");
+
+    c.register(json!({"Node": "n2", "Address": "10.0.0.2", "Service": {"ID": "web-2", "Service": "web", "Port": 81},
+        "Check": {"CheckID": "service:web-2", "Name": "c", "Status": "passing", "ServiceID": "web-2"}}));
+    wait_until("web-2 in the file", LIMIT, || {
+        d.read("out.conf") == "hello web-1:80 web-2:81\n"
+    });
+    settle();
+    assert_eq!(d.lines("runs"), 2, "one command per change\n{}", bg.log());
+
+    c.deregister(json!({"Node": "n1", "ServiceID": "web-1"}));
+    wait_until("web-1 gone", LIMIT, || {
+        d.read("out.conf") == "hello web-2:81\n"
+    });
+
+    c.register(json!({"Node": "n2", "Address": "10.0.0.2",
+        "Check": {"CheckID": "service:web-2", "Name": "c", "Status": "critical", "ServiceID": "web-2"}}));
+    wait_until("web-2 critical leaves", LIMIT, || {
+        d.read("out.conf") == "hello\n"
+    });
+
+    c.put_kv("greeting", "bye");
+    wait_until("the KV change", LIMIT, || d.read("out.conf") == "bye\n");
+    settle();
+    assert_eq!(d.lines("runs"), 5, "{}", bg.log());
+
+    // An unrelated service changes: nothing written, nothing run.
+    c.register(json!({"Node": "n2", "Address": "10.0.0.2", "Service": {"ID": "db-2", "Service": "db", "Port": 5433}}));
+    c.put_kv("unrelated", "x");
+    settle();
+    assert_eq!(d.lines("runs"), 5, "{}", bg.log());
+    assert_eq!(d.read("out.conf"), "bye\n");
+}
+
+#[test]
+fn unrelated_writes_do_not_wake_the_watcher() {
+    let c = Consul::start();
+    c.load(DATA);
+    let d = Dir::new();
+    let _bg = start(&c, &d, &[]);
+    let Some(sim) = c.sim() else { return };
+    settle();
+    sim.reset_counters();
+    for i in 0..20 {
+        c.register(json!({"Node": "n2", "Address": "10.0.0.2", "Service": {"ID": format!("db-{i}"), "Service": "db", "Port": 6000 + i}}));
+    }
+    settle();
+    let (_, per_path) = sim.requests();
+    assert_eq!(
+        per_path.get("/v1/health/service/web"),
+        None,
+        "web's blocking query stayed asleep: {per_path:?}"
+    );
+}
+
+#[test]
+fn a_missing_key_waits_then_renders() {
+    let c = Consul::start();
+    c.load(DATA);
+    let d = Dir::new();
+    d.write("in.hbs", "{{key \"later\"}}\n");
+    let bg = d.spawn(&[
+        &format!("-consul-addr={}", c.addr),
+        "-template=in.hbs:out.conf",
+        "-log-level=info",
+    ]);
+    wait_until("the waiting log line", LIMIT, || {
+        bg.log().contains("kv.block(later)")
+    });
+    assert!(!d.exists("out.conf"));
+    c.put_kv("later", "now");
+    wait_until("the key", LIMIT, || {
+        d.exists("out.conf") && d.read("out.conf") == "now\n"
+    });
+}
+
+#[test]
+fn the_live_file_rewritten_in_place_or_replaced_by_rename_re_renders() {
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    d.write("live", "blue\n");
+    d.write("in.hbs", "live={{trimSpace (file \"live\")}}\n");
+    let bg = d.spawn(&[
+        "-data=data.json",
+        "-template=in.hbs:out.conf:echo run >> runs",
+    ]);
+    wait_until("the first render", LIMIT, || {
+        d.exists("out.conf") && d.read("out.conf") == "live=blue\n"
+    });
+    std::fs::write(d.join("live"), "green\n").unwrap();
+    wait_until("the in-place rewrite", LIMIT, || {
+        d.read("out.conf") == "live=green\n"
+    });
+    d.write("live.new", "blue\n");
+    std::fs::rename(d.join("live.new"), d.join("live")).unwrap();
+    wait_until("the rename", LIMIT, || d.read("out.conf") == "live=blue\n");
+    // Rewriting the same content changes nothing.
+    std::fs::write(d.join("live"), "blue\n").unwrap();
+    settle();
+    assert_eq!(d.lines("runs"), 3, "{}", bg.log());
+}
+
+#[test]
+fn the_data_file_is_watched() {
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    d.write("in.hbs", TEMPLATE);
+    let _bg = d.spawn(&["-data=data.json", "-template=in.hbs:out.conf"]);
+    wait_until("the first render", LIMIT, || {
+        d.exists("out.conf") && d.read("out.conf") == "hello web-1:80\n"
+    });
+    d.write("data.json", &DATA.replace("\"Port\": 80", "\"Port\": 8080"));
+    wait_until("the data change", LIMIT, || {
+        d.read("out.conf") == "hello web-1:8080\n"
+    });
+    // A broken edit keeps the last good data; fixing it is picked up.
+    d.write("data.json", "{ not json");
+    settle();
+    assert_eq!(d.read("out.conf"), "hello web-1:8080\n");
+    d.write("data.json", &DATA.replace("hello", "fixed"));
+    wait_until("the fixed data", LIMIT, || {
+        d.read("out.conf") == "fixed web-1:80\n"
+    });
+}
+
+#[test]
+fn fifty_rapid_changes_inside_the_wait_give_one_write() {
+    let c = Consul::start();
+    c.load(DATA);
+    let d = Dir::new();
+    let bg = start(&c, &d, &["-wait=200ms:1s"]);
+    let started = Instant::now();
+    for i in 0..50 {
+        c.put_kv("greeting", &format!("v{i}"));
+    }
+    let burst = started.elapsed();
+    wait_until("the last value", LIMIT, || {
+        d.read("out.conf") == "v49 web-1:80\n"
+    });
+    settle();
+    if burst < Duration::from_millis(800) {
+        assert_eq!(
+            d.lines("runs"),
+            2,
+            "one write for the whole burst ({burst:?})\n{}",
+            bg.log()
+        );
+    } else {
+        // A machine too slow to fit 50 writes in `max` may see one forced render mid-burst.
+        assert!(d.lines("runs") <= 3, "{}", bg.log());
+    }
+}
+
+#[test]
+fn an_outage_writes_nothing_and_one_render_catches_up() {
+    let c = Consul::start();
+    let Some(_) = c.sim() else { return };
+    drop(c);
+    let sim = Sim::start_loaded(Listen::Tcp, None, "agent-node", &writes_for(DATA));
+    let addr = sim.addr.clone();
+    let c = Consul::with_sim(sim);
+    let d = Dir::new();
+    let bg = start(
+        &c,
+        &d,
+        &[
+            "-consul-retry-backoff=100ms",
+            "-consul-retry-max-backoff=500ms",
+        ],
+    );
+    // Down for 3 s: the file stays, no command runs, failures are logged with the next retry.
+    drop(c);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(d.read("out.conf"), "hello web-1:80\n");
+    assert_eq!(d.lines("runs"), 1);
+    assert!(bg.log().contains("retrying in"), "{}", bg.log());
+    // Back on the same port, with one more instance: one catching-up render.
+    let more = DATA.replace(
+        r#"{"Node": "n2", "ID": "db-1""#,
+        r#"{"Node": "n2", "ID": "web-2", "Service": "web", "Port": 81}, {"Node": "n2", "ID": "db-1""#,
+    );
+    let _sim = Sim::start_loaded(Listen::TcpAt(addr), None, "agent-node", &writes_for(&more));
+    wait_until("the catch-up render", LIMIT, || {
+        d.read("out.conf") == "hello web-1:80 web-2:81\n"
+    });
+    settle();
+    assert_eq!(d.lines("runs"), 2, "{}", bg.log());
+}
+
+#[test]
+fn an_index_reset_is_recovered() {
+    let c = Consul::start();
+    c.load(DATA);
+    let Some(sim) = c.sim() else { return };
+    let d = Dir::new();
+    let _bg = start(&c, &d, &[]);
+    sim.reset_index();
+    settle();
+    c.register(json!({"Node": "n2", "Address": "10.0.0.2", "Service": {"ID": "web-2", "Service": "web", "Port": 81}}));
+    wait_until("the change after the reset", LIMIT, || {
+        d.read("out.conf") == "hello web-1:80 web-2:81\n"
+    });
+}
+
+#[test]
+fn sigterm_stops_cleanly_within_a_second() {
+    let c = Consul::start();
+    c.load(DATA);
+    let d = Dir::new();
+    let mut bg = start(&c, &d, &[]);
+    let started = Instant::now();
+    bg.signal("-TERM");
+    assert_eq!(
+        bg.wait_exit(Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        bg.log()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let leftovers = std::fs::read_dir(d.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".consul-render-")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+    // SIGINT, the default kill signal, too.
+    let mut bg = start(&c, &Dir::new(), &[]);
+    bg.signal("-INT");
+    assert_eq!(bg.wait_exit(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn sighup_re_reads_the_template() {
+    let c = Consul::start();
+    c.load(DATA);
+    let d = Dir::new();
+    let bg = start(&c, &d, &[]);
+    d.write("in.hbs", "v2 {{key \"greeting\"}}\n");
+    bg.signal("-HUP");
+    wait_until("the new template's output", LIMIT, || {
+        d.read("out.conf") == "v2 hello\n"
+    });
+    assert!(bg.log().contains("reloaded"), "{}", bg.log());
+}
+
+#[test]
+fn a_template_error_is_logged_and_watching_goes_on() {
+    let c = Consul::start();
+    c.load(DATA);
+    let d = Dir::new();
+    let bg = start(&c, &d, &[]);
+    c.put_kv("greeting", "x");
+    wait_until("x", LIMIT, || d.read("out.conf") == "x web-1:80\n");
+    d.write("in.hbs", "{{add 1 (key \"greeting\")}}\n");
+    bg.signal("-HUP");
+    wait_until("the error in the log", LIMIT, || {
+        bg.log().contains("add: argument 2 must be a number")
+    });
+    d.write("in.hbs", TEMPLATE);
+    bg.signal("-HUP");
+    c.put_kv("greeting", "y");
+    wait_until("rendering again", LIMIT, || {
+        d.read("out.conf") == "y web-1:80\n"
+    });
+    // -template-error-fatal ends watch mode with 14.
+    let d2 = Dir::new();
+    d2.write("in.hbs", "{{add 1 (key \"greeting\")}}\n");
+    let mut bg2 = d2.spawn(&[
+        &format!("-consul-addr={}", c.addr),
+        "-template=in.hbs:out",
+        "-template-error-fatal",
+    ]);
+    assert_eq!(bg2.wait_exit(LIMIT), Some(14), "{}", bg2.log());
+}
+
+#[test]
+fn a_thousand_services_under_a_cap_of_128_connections() {
+    let c = Consul::start();
+    let Some(sim) = c.sim() else { return };
+    for i in 0..1000 {
+        c.register(json!({"Node": format!("node-{}", i % 10), "Address": format!("10.0.0.{}", i % 10),
+            "Service": {"ID": format!("svc-{i}"), "Service": format!("svc-{i}"), "Port": 1000 + i}}));
+    }
+    sim.reset_counters();
+    let d = Dir::new();
+    d.write(
+        "in.hbs",
+        "{{#each (services)}}{{#each (service Name)}}{{ID}}\n{{/each}}{{/each}}",
+    );
+    let _bg = d.spawn(&[
+        &format!("-consul-addr={}", c.addr),
+        "-template=in.hbs:out.conf",
+        "-max-connections=128",
+    ]);
+    wait_until("every service rendered", Duration::from_secs(60), || {
+        d.lines("out.conf") == 1000
+    });
+    settle();
+    let max = sim.max_in_flight();
+    assert!(max <= 128, "{max} requests were open at once");
+    assert!(max >= 100, "the watchers did use their connections ({max})");
+}
