@@ -121,6 +121,11 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
             "exec mode (-exec) is not available in this version yet".into(),
         ));
     }
+    if cfg.status_addr.is_some() {
+        return Err(Failure::Usage(
+            "-status-addr (/health, /ready, /metrics) is not available in this version yet".into(),
+        ));
+    }
     let _pid_file = match &cfg.pid_file {
         Some(p) => Some(PidFile::create(p).map_err(|e| Failure::Runtime(format!("{e:#}")))?),
         None => None,

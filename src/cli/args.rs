@@ -226,7 +226,7 @@ pub struct Args {
     pub template_error_fatal: Option<bool>,
 
     // ----- Exec mode -----
-    /// Supervise this command: start it after the first render, reload or restart it on change [watch mode].
+    /// Supervise this command: start it after the first render, reload or restart it on change [not available yet].
     #[arg(long = "exec", value_name = "CMD", help_heading = "Exec")]
     pub exec: Option<String>,
 
@@ -299,7 +299,7 @@ pub struct Args {
     #[arg(long = "pid-file", value_name = "PATH", help_heading = "Process")]
     pub pid_file: Option<String>,
 
-    /// Serve /health, /ready and /metrics on this address [watch mode].
+    /// Serve /health, /ready and /metrics on this address [not available yet].
     #[arg(long = "status-addr", value_name = "ADDR", help_heading = "Process")]
     pub status_addr: Option<String>,
 }

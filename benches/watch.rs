@@ -1,0 +1,117 @@
+//! Watch mode: time from a Consul write (`PUT /v1/catalog/register` to the simulator) to the
+//! destination file being replaced, over 200 changes; and the watcher's peak RSS with the
+//! blue-green template and with 1,000 services.
+//!
+//! Run with `cargo bench --bench watch`. Changes are 150 ms apart: a watcher waits at least
+//! 100 ms between two fetches of one dependency (consul-template's rate limit), so faster
+//! changes would measure that limit, not the pipeline.
+
+#[path = "../tests/it/support/mod.rs"]
+#[allow(unused_imports)]
+mod support;
+
+use serde_json::json;
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+use support::{wait_until, Consul, Dir};
+
+const CHANGES: usize = 200;
+
+/// Peak resident set of a process (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn inode(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0)
+}
+
+fn blue_green() {
+    let c = Consul::start();
+    for (host, ip) in [
+        ("docker-host-1", "10.0.1.11"),
+        ("docker-host-2", "10.0.1.12"),
+    ] {
+        c.register_container(host, ip, "blue", "bg_blue", 32768, "passing");
+        c.register_container(host, ip, "green", "bg_green", 32769, "passing");
+    }
+    let d = Dir::new();
+    d.write("live", "blue");
+    let template = support::repo().join("templates/nginx-blue-green.hbs");
+    let bg = d.spawn_cmd(
+        d.cmd()
+            .env("LIVE_FILE", d.join("live"))
+            .arg(format!("-consul-addr={}", c.addr))
+            .arg(format!("-template={}:nginx.conf", template.display())),
+    );
+    let conf = d.join("nginx.conf");
+    wait_until("the first render", Duration::from_secs(20), || {
+        conf.exists()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut latencies = Vec::with_capacity(CHANGES);
+    for i in 0..CHANGES {
+        let before = inode(&conf);
+        let port = if i % 2 == 0 { 32778 } else { 32768 };
+        let started = Instant::now();
+        c.register(json!({"Node": "docker-host-1", "Address": "10.0.1.11",
+            "Service": {"ID": "docker-host-1:bg_blue:80", "Service": "blue", "Address": "10.0.1.11", "Port": port}}));
+        while inode(&conf) == before {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no update for change {i}\n{}",
+                bg.log()
+            );
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        latencies.push(started.elapsed());
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "blue-green, Consul write to file replaced: median {:.2} ms, p99 {:.2} ms, max {:.2} ms over {CHANGES} changes",
+        ms(latencies[CHANGES / 2]),
+        ms(latencies[CHANGES * 99 / 100]),
+        ms(latencies[CHANGES - 1])
+    );
+    println!(
+        "blue-green watcher peak RSS: {:.1} MiB",
+        peak_rss_kib(bg.pid()) as f64 / 1024.0
+    );
+}
+
+fn thousand_services() {
+    let c = Consul::start();
+    for i in 0..1000 {
+        c.register(json!({"Node": format!("node-{}", i % 10), "Address": format!("10.0.0.{}", i % 10),
+            "Service": {"ID": format!("svc-{i}"), "Service": format!("svc-{i}"), "Port": 1000 + i}}));
+    }
+    let d = Dir::new();
+    d.write("in.hbs", "{{#each (services)}}{{#each (service Name)}}server {{Address}}:{{Port}};\n{{/each}}{{/each}}");
+    let started = Instant::now();
+    let bg = d.spawn(&[
+        &format!("-consul-addr={}", c.addr),
+        "-template=in.hbs:out.conf",
+    ]);
+    wait_until("1000 services", Duration::from_secs(60), || {
+        d.lines("out.conf") == 1000
+    });
+    let first = started.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    println!(
+        "1000 services: first complete render after {:.0} ms; watcher peak RSS {:.1} MiB",
+        first.as_secs_f64() * 1000.0,
+        peak_rss_kib(bg.pid()) as f64 / 1024.0
+    );
+}
+
+fn main() {
+    blue_green();
+    thousand_services();
+}
