@@ -205,10 +205,12 @@ fn an_outage_writes_nothing_and_one_render_catches_up() {
     let addr = sim.addr.clone();
     let c = Consul::with_sim(sim);
     let d = Dir::new();
-    let bg = start(
+    // One retry attempt only: after the first render a watcher must never give up anyway.
+    let mut bg = start(
         &c,
         &d,
         &[
+            "-consul-retry-attempts=1",
             "-consul-retry-backoff=100ms",
             "-consul-retry-max-backoff=500ms",
         ],
@@ -219,6 +221,12 @@ fn an_outage_writes_nothing_and_one_render_catches_up() {
     assert_eq!(d.read("out.conf"), "hello web-1:80\n");
     assert_eq!(d.lines("runs"), 1);
     assert!(bg.log().contains("retrying in"), "{}", bg.log());
+    assert_eq!(
+        bg.wait_exit(Duration::ZERO),
+        None,
+        "still running after the retry attempts\n{}",
+        bg.log()
+    );
     // Back on the same port, with one more instance: one catching-up render.
     let more = DATA.replace(
         r#"{"Node": "n2", "ID": "db-1""#,
@@ -353,4 +361,26 @@ fn a_thousand_services_under_a_cap_of_128_connections() {
     let max = sim.max_in_flight();
     assert!(max <= 128, "{max} requests were open at once");
     assert!(max >= 100, "the watchers did use their connections ({max})");
+}
+
+#[test]
+fn consul_down_before_the_first_render_ends_after_the_retry_attempts() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    drop(l);
+    let d = Dir::new();
+    d.write("in.hbs", TEMPLATE);
+    let mut bg = d.spawn(&[
+        &format!("-consul-addr={addr}"),
+        "-template=in.hbs:out.conf",
+        "-consul-retry-attempts=2",
+        "-consul-retry-backoff=20ms",
+    ]);
+    assert_eq!(bg.wait_exit(LIMIT), Some(14), "{}", bg.log());
+    assert!(
+        bg.log().contains("gave up after 3 attempts"),
+        "{}",
+        bg.log()
+    );
+    assert!(!d.exists("out.conf"));
 }
