@@ -4,6 +4,7 @@ mod blue_green;
 mod cli;
 mod consul;
 mod helpers;
+mod nginx;
 mod render;
 mod support;
 mod watch;

@@ -1,0 +1,330 @@
+//! The blue-green scenario end to end with real nginx on loopback ports: consul-render in watch
+//! mode renders nginx.conf (checked with `nginx -t` before install) and reloads nginx; upstreams
+//! are tiny HTTP servers answering their name, registered as Registrator would.
+
+use crate::support::{
+    free_port, http_get, repo, wait_until, Background, Consul, Dir, Nginx, Upstream, BIN,
+};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+struct Scenario {
+    consul: Consul,
+    dir: Dir,
+    live_port: u16,
+    standby_port: u16,
+    watcher: Background,
+    _nginx: Nginx,
+}
+
+impl Scenario {
+    /// Blue and green upstreams registered, the watcher running, nginx serving.
+    fn start(blue: &Upstream, green: &Upstream) -> Scenario {
+        let consul = Consul::start();
+        consul.register_container(
+            "docker-host-1",
+            "127.0.0.1",
+            "blue",
+            "bg_blue_1",
+            blue.port,
+            "passing",
+        );
+        consul.register_container(
+            "docker-host-1",
+            "127.0.0.1",
+            "green",
+            "bg_green_1",
+            green.port,
+            "passing",
+        );
+        let dir = Dir::new();
+        std::fs::create_dir(dir.join("run")).unwrap();
+        dir.write("live", "blue");
+        // Our own copy of the template, so a test can break it.
+        dir.write(
+            "nginx.hbs",
+            &std::fs::read_to_string(repo().join("templates/nginx-blue-green.hbs")).unwrap(),
+        );
+        let (live_port, standby_port) = (free_port(), free_port());
+        let conf = dir.join("nginx.conf");
+        let watcher = dir.spawn_cmd(
+            dir.cmd()
+                .env("LIVE_FILE", dir.join("live"))
+                .env("LIVE_PORT", live_port.to_string())
+                .env("STANDBY_PORT", standby_port.to_string())
+                .env("LISTEN_ADDRESS", "127.0.0.1")
+                .env("NGINX_RUNTIME_DIR", dir.join("run"))
+                .arg(format!("-consul-addr={}", consul.addr))
+                .arg(format!(
+                    "-template=nginx.hbs:nginx.conf:{}",
+                    Nginx::reload_command(&conf)
+                ))
+                .arg(format!(
+                    "-check={} -t -c {{{{path}}}}",
+                    crate::support::nginx().display()
+                ))
+                .arg("-log-level=info"),
+        );
+        wait_until("the first render", LIMIT, || conf.exists());
+        let nginx = Nginx::start(&conf);
+        wait_until("nginx serving", LIMIT, || http_get(live_port).is_ok());
+        Scenario {
+            consul,
+            dir,
+            live_port,
+            standby_port,
+            watcher,
+            _nginx: nginx,
+        }
+    }
+
+    fn live(&self) -> String {
+        answer(self.live_port)
+    }
+
+    fn set_live(&self, colour: &str) {
+        std::fs::write(self.dir.join("live"), colour).unwrap();
+    }
+}
+
+fn answer(port: u16) -> String {
+    match http_get(port) {
+        Ok((200, body)) => body,
+        Ok((code, _)) => format!("HTTP {code}"),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+#[test]
+fn switch_scale_fail_over_and_refuse_a_bad_config() {
+    let (blue, green) = (Upstream::start("blue-1"), Upstream::start("green-1"));
+    let s = Scenario::start(&blue, &green);
+    assert_eq!(s.live(), "blue-1", "{}", s.watcher.log());
+    assert_eq!(answer(s.standby_port), "green-1");
+
+    // Flip: within 2 s the live port answers green and the standby port blue.
+    let flipped = Instant::now();
+    s.set_live("green");
+    wait_until("green live", LIMIT, || s.live() == "green-1");
+    assert!(
+        flipped.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        flipped.elapsed()
+    );
+    // Old workers finish gracefully and may take one more connection with the old config.
+    wait_until("blue on standby", LIMIT, || {
+        answer(s.standby_port) == "blue-1"
+    });
+
+    // Scale green from 1 to 3: all three get traffic.
+    let (g2, g3) = (Upstream::start("green-2"), Upstream::start("green-3"));
+    s.consul.register_container(
+        "docker-host-2",
+        "127.0.0.1",
+        "green",
+        "bg_green_2",
+        g2.port,
+        "passing",
+    );
+    s.consul.register_container(
+        "docker-host-3",
+        "127.0.0.1",
+        "green",
+        "bg_green_3",
+        g3.port,
+        "passing",
+    );
+    let seen = Mutex::new(BTreeSet::new());
+    wait_until("traffic on all three green instances", LIMIT, || {
+        seen.lock().unwrap().insert(s.live());
+        seen.lock()
+            .unwrap()
+            .is_superset(&["green-1", "green-2", "green-3"].map(String::from).into())
+    });
+
+    // Green's healthy instances go: with the last one critical, the upstream falls back to the
+    // template's placeholder and nginx still answers (502 from the placeholder).
+    s.consul.deregister(
+        serde_json::json!({"Node": "docker-host-2", "ServiceID": "docker-host-2:bg_green_2:80"}),
+    );
+    s.consul.deregister(
+        serde_json::json!({"Node": "docker-host-3", "ServiceID": "docker-host-3:bg_green_3:80"}),
+    );
+    s.consul.register_container(
+        "docker-host-1",
+        "127.0.0.1",
+        "green",
+        "bg_green_1",
+        green.port,
+        "critical",
+    );
+    wait_until("the fallback upstream", LIMIT, || {
+        s.dir.read("nginx.conf").contains("server 127.0.0.1:55000;")
+    });
+    wait_until("nginx answering from the fallback", LIMIT, || {
+        s.live() == "HTTP 502"
+    });
+    assert_eq!(answer(s.standby_port), "blue-1");
+
+    // A template change nginx rejects: the file on disk stays, nginx keeps serving, the log says why.
+    let before = s.dir.read("nginx.conf");
+    let broken = s
+        .dir
+        .read("nginx.hbs")
+        .replace("least_conn;", "least_conn;\n    no_such_directive on;");
+    s.dir.write("nginx.hbs", &broken);
+    s.watcher.signal("-HUP");
+    wait_until("the refusal in the log", LIMIT, || {
+        s.watcher
+            .log()
+            .contains("unknown directive \"no_such_directive\"")
+    });
+    assert!(
+        s.watcher.log().contains("refused the new file"),
+        "{}",
+        s.watcher.log()
+    );
+    assert_eq!(s.dir.read("nginx.conf"), before);
+    assert_eq!(answer(s.standby_port), "blue-1");
+}
+
+#[test]
+fn ten_flips_under_continuous_traffic_lose_no_request() {
+    let (blue, green) = (Upstream::start("blue"), Upstream::start("green"));
+    let s = Scenario::start(&blue, &green);
+    let stop = Arc::new(AtomicBool::new(false));
+    // (started at, answer) for every request, until stopped or 25 s at most.
+    let log: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+    let client = {
+        let (stop, log, port) = (stop.clone(), log.clone(), s.live_port);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(25) {
+                let at = Instant::now();
+                let a = answer(port);
+                log.lock().unwrap().push((at, a));
+            }
+        })
+    };
+    // (colour, settled at): once the live port answered the new colour, wait 200 ms more for the
+    // old workers to stop accepting; every request started after that must get the new colour.
+    let mut settled: Vec<(&str, Instant)> = Vec::new();
+    for i in 0..10 {
+        let colour = if i % 2 == 0 { "green" } else { "blue" };
+        s.set_live(colour);
+        wait_until("the flip", LIMIT, || {
+            log.lock().unwrap().last().is_some_and(|(_, a)| a == colour)
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        settled.push((colour, Instant::now()));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    let log = log.lock().unwrap();
+    let failures: Vec<&(Instant, String)> = log
+        .iter()
+        .filter(|(_, a)| a != "blue" && a != "green")
+        .collect();
+    eprintln!(
+        "zero-downtime run: {} requests, {} failures, 10 flips",
+        log.len(),
+        failures.len()
+    );
+    assert!(
+        log.len() > 100,
+        "the client kept sending ({} requests)",
+        log.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failed requests: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    for (k, (colour, at)) in settled.iter().enumerate() {
+        let next_flip = settled
+            .get(k + 1)
+            .map(|(_, t)| *t - Duration::from_millis(500));
+        let wrong = log
+            .iter()
+            .filter(|(t, _)| t >= at && next_flip.is_none_or(|n| *t < n))
+            .filter(|(_, a)| a != colour)
+            .count();
+        assert_eq!(
+            wrong, 0,
+            "after flip {k} settled, {wrong} requests still got the old colour"
+        );
+    }
+}
+
+#[test]
+fn the_seed_switch_script_flips_with_once() {
+    let (blue, green) = (Upstream::start("blue-1"), Upstream::start("green-1"));
+    let consul = Consul::start();
+    consul.register_container(
+        "docker-host-1",
+        "127.0.0.1",
+        "blue",
+        "bg_blue_1",
+        blue.port,
+        "passing",
+    );
+    consul.register_container(
+        "docker-host-1",
+        "127.0.0.1",
+        "green",
+        "bg_green_1",
+        green.port,
+        "passing",
+    );
+    let d = Dir::new();
+    std::fs::create_dir(d.join("run")).unwrap();
+    let (live_port, standby_port) = (free_port(), free_port());
+    let conf = d.join("nginx.conf");
+    let switch = |colour: &str, reload: &str| {
+        let bin_dir = std::path::Path::new(BIN).parent().unwrap().to_path_buf();
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        crate::support::Run::of(
+            std::process::Command::new(repo().join("examples/blue-green/switch.sh"))
+                .current_dir(d.path())
+                .env_remove("CONSUL_HTTP_ADDR")
+                .env("PATH", path)
+                .env("CONSUL_URL", &consul.addr)
+                .env("LIVE_FILE", d.join("live"))
+                .env("TEMPLATE", repo().join("templates/nginx-blue-green.hbs"))
+                .env("NGINX_CONF", &conf)
+                .env("RELOAD", reload)
+                .env(
+                    "CHECK",
+                    format!("{} -t -c {{{{path}}}}", crate::support::nginx().display()),
+                )
+                .env("LIVE_PORT", live_port.to_string())
+                .env("STANDBY_PORT", standby_port.to_string())
+                .env("LISTEN_ADDRESS", "127.0.0.1")
+                .env("NGINX_RUNTIME_DIR", d.join("run"))
+                .arg(colour),
+        )
+    };
+    // The first switch writes the config; nginx is not running yet, so reload with `true`.
+    switch("blue", "true").code(0);
+    assert_eq!(d.read("live"), "blue");
+    let _nginx = Nginx::start(&conf);
+    wait_until("nginx serving", LIMIT, || http_get(live_port).is_ok());
+    assert_eq!(answer(live_port), "blue-1");
+    switch("green", &Nginx::reload_command(&conf)).code(0);
+    wait_until("green live", LIMIT, || answer(live_port) == "green-1");
+    wait_until("blue on standby", LIMIT, || {
+        answer(standby_port) == "blue-1"
+    });
+    switch("purple", "true").code(1).stderr_has("usage");
+    switch("", "true").code(1);
+}
