@@ -4,7 +4,8 @@
 //! Blocking-query rules (CONSUL_API.md §4): an index that goes backwards resets to 0 (fetch
 //! afresh), 0 is never sent as a wait index, at least 100 ms pass between two fetches of one
 //! dependency, and only a changed value is sent. At most `max_connections` requests are open at
-//! once (a semaphore); dependencies beyond the cap wait their turn. Errors are retried with the
+//! once (`Gate`); a dependency's first fetch goes ahead of blocking queries, which would otherwise
+//! hold every connection for a whole wait while new dependencies starve. Errors are retried with the
 //! once-mode backoff until every template has rendered once (then they end the run); after that a
 //! watcher never gives up and keeps trying at the maximum backoff (consul-template's #2045).
 
@@ -15,10 +16,11 @@ use notify::{RecursiveMode, Watcher as _};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore, SemaphorePermit};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -38,12 +40,77 @@ pub enum Event {
     DataFile,
 }
 
+/// The cap on open requests, with first fetches ahead of blocking queries.
+struct Gate {
+    permits: Semaphore,
+    /// Watchers started whose first fetch has no permit yet.
+    first_waiting: AtomicUsize,
+    /// Wakes blocking queries when no first fetch waits any more.
+    first_done: Notify,
+    /// Asks one open blocking query to hand its permit back (it is asked again later).
+    preempt: Notify,
+}
+
+impl Gate {
+    fn new(cap: usize) -> Gate {
+        Gate {
+            permits: Semaphore::new(cap.max(1)),
+            first_waiting: AtomicUsize::new(0),
+            first_done: Notify::new(),
+            preempt: Notify::new(),
+        }
+    }
+
+    /// Counts a new watcher's first fetch as waiting from now, before its task even runs.
+    fn ticket(self: &Arc<Self>) -> FirstTicket {
+        self.first_waiting.fetch_add(1, Ordering::SeqCst);
+        if self.permits.available_permits() == 0 {
+            self.preempt.notify_one();
+        }
+        FirstTicket(Some(self.clone()))
+    }
+
+    /// A permit for a blocking query, once no first fetch is waiting.
+    async fn blocking(&self) -> SemaphorePermit<'_> {
+        loop {
+            let done = self.first_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.first_waiting.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            done.await;
+        }
+        self.permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
+    fn first_got_permit(&self) {
+        if self.first_waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.first_done.notify_waiters();
+        }
+    }
+}
+
+/// A first fetch's place ahead of blocking queries; given up when used or dropped.
+struct FirstTicket(Option<Arc<Gate>>);
+
+impl Drop for FirstTicket {
+    fn drop(&mut self) {
+        if let Some(g) = self.0.take() {
+            g.first_got_permit();
+        }
+    }
+}
+
 /// Settings every dependency task shares.
 #[derive(Clone)]
 struct Shared {
     source: Arc<dyn Source>,
     tx: mpsc::UnboundedSender<Event>,
-    limit: Arc<Semaphore>,
+    gate: Arc<Gate>,
     wait: Duration,
     retry: Retry,
     /// Set by the runner once every template has rendered.
@@ -71,7 +138,7 @@ impl Watchers {
             shared: Shared {
                 source,
                 tx,
-                limit: Arc::new(Semaphore::new(cfg.consul.max_connections.max(1) as usize)),
+                gate: Arc::new(Gate::new(cfg.consul.max_connections as usize)),
                 wait: cfg.consul.block_query_wait,
                 retry: cfg.consul.retry,
                 all_rendered,
@@ -112,7 +179,11 @@ impl Watchers {
                         let _ = tx.send(Event::Value(dep, value));
                     })
                 }
-                _ => tokio::spawn(watch_dependency(self.shared.clone(), dep.clone())),
+                _ => tokio::spawn(watch_dependency(
+                    self.shared.clone(),
+                    dep.clone(),
+                    self.shared.gate.ticket(),
+                )),
             };
             self.tasks.insert(dep.clone(), task);
         }
@@ -143,7 +214,8 @@ impl Drop for Watchers {
 }
 
 /// One dependency's loop of blocking queries.
-async fn watch_dependency(s: Shared, dep: Dependency) {
+async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket) {
+    let mut ticket = Some(ticket);
     let mut index: u64 = 0;
     let mut last: Option<Option<Value>> = None;
     let mut last_fetch: Option<Instant> = None;
@@ -160,9 +232,31 @@ async fn watch_dependency(s: Shared, dep: Dependency) {
             index,
             wait: s.wait,
         });
-        let result = {
-            let _permit = s.limit.acquire().await;
-            s.source.fetch(&dep, block).await
+        let result = match (ticket.take(), block) {
+            (Some(first), _) => {
+                // The first fetch goes ahead of every blocking query.
+                let permit = s.gate.permits.acquire().await.ok();
+                drop(first);
+                let r = s.source.fetch(&dep, None).await;
+                drop(permit);
+                r
+            }
+            (None, Some(b)) => {
+                let _permit = s.gate.blocking().await;
+                let preempted = s.gate.preempt.notified();
+                tokio::select! {
+                    r = s.source.fetch(&dep, Some(b)) => r,
+                    _ = preempted => {
+                        // A new dependency needs the connection: ask again later, same index.
+                        last_fetch = None;
+                        continue;
+                    }
+                }
+            }
+            (None, None) => {
+                let _permit = s.gate.permits.acquire().await;
+                s.source.fetch(&dep, None).await
+            }
         };
         match result {
             Ok(f) => {

@@ -44,7 +44,10 @@ struct State {
     store: Arc<Store>,
     sandbox: Option<PathBuf>,
     used: Vec<Dependency>,
+    /// `used` as a set: a template calling 1,000 helpers must not cost 1,000² comparisons.
+    seen: std::collections::HashSet<Dependency>,
     missing: Vec<Missing>,
+    missing_seen: std::collections::HashSet<Missing>,
 }
 
 thread_local! {
@@ -68,7 +71,9 @@ impl Scope {
                 store,
                 sandbox,
                 used: Vec::new(),
+                seen: Default::default(),
                 missing: Vec::new(),
+                missing_seen: Default::default(),
             })
         });
         Scope(())
@@ -100,7 +105,7 @@ pub fn lookup(dep: Dependency) -> Lookup {
             return Lookup::Pending;
         };
         let found = state.store.get(&dep).cloned();
-        if !state.used.contains(&dep) {
+        if state.seen.insert(dep.clone()) {
             state.used.push(dep.clone());
         }
         match found {
@@ -124,7 +129,7 @@ pub fn mark_missing(m: Missing) {
 }
 
 fn push_missing(state: &mut State, m: Missing) {
-    if !state.missing.contains(&m) {
+    if state.missing_seen.insert(m.clone()) {
         state.missing.push(m);
     }
 }

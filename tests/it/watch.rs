@@ -349,14 +349,34 @@ fn a_thousand_services_under_a_cap_of_128_connections() {
         "in.hbs",
         "{{#each (services)}}{{#each (service Name)}}{{ID}}\n{{/each}}{{/each}}",
     );
-    let _bg = d.spawn(&[
+    let bg = d.spawn(&[
         &format!("-consul-addr={}", c.addr),
         "-template=in.hbs:out.conf",
         "-max-connections=128",
     ]);
-    wait_until("every service rendered", Duration::from_secs(60), || {
-        d.lines("out.conf") == 1000
-    });
+    let started = Instant::now();
+    while d.lines("out.conf") != 1000 {
+        if started.elapsed() > Duration::from_secs(60) {
+            let log = bg.log();
+            let problems: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .take(20)
+                .collect();
+            let (total, per_path) = sim.requests();
+            let asked = per_path
+                .keys()
+                .filter(|p| p.starts_with("/v1/health/service/"))
+                .count();
+            panic!(
+                "not rendered after 60 s: {total} requests, {asked} services asked, {} open now, {} at most\n{}",
+                sim.in_flight(),
+                sim.max_in_flight(),
+                problems.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     settle();
     let max = sim.max_in_flight();
     assert!(max <= 128, "{max} requests were open at once");

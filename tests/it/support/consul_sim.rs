@@ -314,6 +314,11 @@ impl Sim {
         (c.total, c.per_path.clone())
     }
 
+    /// Requests open now.
+    pub fn in_flight(&self) -> u64 {
+        lock(&self.shared.counters).in_flight
+    }
+
     /// The most requests that were open at once.
     pub fn max_in_flight(&self) -> u64 {
         lock(&self.shared.counters).in_flight_max

@@ -5,8 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The built consul-render binary.
-pub const BIN: &str = env!("CARGO_BIN_EXE_consul-render");
+/// The built consul-render binary (Cargo names it for tests and benches; programs that reuse
+/// this harness, like the simulator example, find it on PATH).
+pub const BIN: &str = match option_env!("CARGO_BIN_EXE_consul-render") {
+    Some(p) => p,
+    None => "consul-render",
+};
 
 /// The repository root (for templates/ and examples/).
 pub fn repo() -> PathBuf {
