@@ -110,16 +110,13 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     }
     let cfg = Config::resolve(&args, &|k| std::env::var(k).ok())?;
     init_logging(&cfg);
+    // Reap from the start: as PID 1, orphans are ours to wait for before any child of our own.
+    crate::process::reaper::start();
     for w in &rewritten.warnings {
         tracing::warn!("{w}");
     }
     if cfg.parse_only {
         return check_templates(&cfg);
-    }
-    if cfg.exec.is_some() {
-        return Err(Failure::Usage(
-            "exec mode (-exec) is not available in this version yet".into(),
-        ));
     }
     if cfg.status_addr.is_some() {
         return Err(Failure::Usage(
@@ -153,11 +150,11 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
             let jobs = load_jobs(&cfg).map_err(|e| e.to_string())?;
             Ok((cfg, jobs))
         };
-        runtime
+        let code = runtime
             .block_on(runner::watch(cfg, jobs, source, data, &reload))
             .map_err(Failure::Runtime)?;
         runtime.shutdown_background();
-        return Ok(ExitCode::SUCCESS);
+        return Ok(exit_code(code));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -188,12 +185,23 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
             ExitCode::SUCCESS
         });
     }
-    let problems = runner::deliver::write_and_run(&cfg, &items);
-    if problems.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(Failure::Runtime(problems.join("\n")))
+    let delivered = runner::deliver::write_and_run(&cfg, &items);
+    if !delivered.problems.is_empty() {
+        return Err(Failure::Runtime(delivered.problems.join("\n")));
     }
+    match &cfg.exec {
+        // Once mode with -exec: run the child after the render and exit with its code.
+        Some(exec) => runtime
+            .block_on(runner::watch::run_child_once(&cfg, exec))
+            .map(exit_code)
+            .map_err(Failure::Runtime),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// An exit code as the process's (the exec child's code, or 0).
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 /// The `-pid-file`: written at start (no newline, as consul-template), removed at exit.

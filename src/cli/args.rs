@@ -226,7 +226,7 @@ pub struct Args {
     pub template_error_fatal: Option<bool>,
 
     // ----- Exec mode -----
-    /// Supervise this command: start it after the first render, reload or restart it on change [not available yet].
+    /// Supervise this command: start it after the first render, reload or restart it on change.
     #[arg(long = "exec", value_name = "CMD", help_heading = "Exec")]
     pub exec: Option<String>,
 

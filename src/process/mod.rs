@@ -1,16 +1,19 @@
-//! Child processes: template commands (and, later, check commands and the exec child).
+//! Child processes: template commands, check commands and the exec child, all waited for by
+//! the one reaper (`reaper`).
 //!
 //! A command string with whitespace runs under `sh -c`, else it is exec'd directly
 //! (consul-template's rule). Each runs in its own process group so a timeout kills the whole
 //! tree. Its stderr is passed through to ours and its tail kept for the error message.
 
+pub mod exec;
+pub mod reaper;
+
 use anyhow::{Context, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How much of a command's stderr an error message quotes.
@@ -48,6 +51,59 @@ pub fn command_for(argv: &[String]) -> Result<Command> {
     Ok(cmd)
 }
 
+/// Splits a command string into words the way `sh` would, when it holds no shell syntax
+/// beyond words and quotes; `None` when it needs a shell (operators, expansions, globs).
+pub fn split_words(s: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        ch => word.push(ch),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => word.push(chars.next()?),
+                        '$' | '`' => return None,
+                        ch => word.push(ch),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                word.push(chars.next()?);
+            }
+            '|' | '&' | ';' | '<' | '>' | '(' | ')' | '$' | '`' | '*' | '?' | '[' | ']' | '{'
+            | '}' | '~' | '#' | '!' => return None,
+            ch => {
+                in_word = true;
+                word.push(ch);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    (!words.is_empty()).then_some(words)
+}
+
 /// Shows a command list as the user wrote it.
 pub fn display(argv: &[String]) -> String {
     argv.join(" ")
@@ -59,11 +115,10 @@ pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Resu
     cmd.envs(env.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::piped());
     let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("starting command {:?}", display(argv)))?;
-    let pid = Pid::from_raw(child.id() as i32);
-    let mut stderr = child.stderr.take().context("command stderr")?;
+    let mut spawned =
+        reaper::spawn(&mut cmd).with_context(|| format!("starting command {:?}", display(argv)))?;
+    let pid = Pid::from_raw(spawned.pid);
+    let mut stderr = spawned.child.stderr.take().context("command stderr")?;
     let tail = std::thread::spawn(move || {
         let mut tail: Vec<u8> = Vec::new();
         let mut buf = [0u8; 4096];
@@ -85,31 +140,21 @@ pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Resu
             .trim_end()
             .to_string()
     });
-    let (tx, rx) = mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let status = child.wait();
-        let _ = tx.send(());
-        status
-    });
-    let timed_out = match rx.recv_timeout(timeout) {
-        Ok(()) => false,
+    let (code, timed_out) = match spawned.exit.recv_timeout(timeout) {
+        Ok(code) => (code, false),
         Err(_) => {
             let _ = killpg(pid, Signal::SIGKILL);
-            true
+            (
+                spawned.exit.recv().unwrap_or(128 + Signal::SIGKILL as i32),
+                true,
+            )
         }
     };
-    let status = waiter
-        .join()
-        .map_err(|_| anyhow::anyhow!("command waiter panicked"))?
-        .with_context(|| format!("waiting for command {:?}", display(argv)))?;
     if timed_out {
         // Anything the command left in its group must not keep our stderr pipe open.
         let _ = killpg(pid, Signal::SIGKILL);
     }
     let stderr_tail = tail.join().unwrap_or_default();
-    let code = status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     Ok(Finished {
         code,
         timed_out,
@@ -121,6 +166,27 @@ pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_without_shell_syntax() {
+        assert_eq!(
+            split_words("nginx -g 'daemon off;'"),
+            Some(vec!["nginx".into(), "-g".into(), "daemon off;".into()])
+        );
+        assert_eq!(
+            split_words(r#"sh -c "a \"b\"" x\ y"#),
+            Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "a \"b\"".into(),
+                "x y".into()
+            ])
+        );
+        assert_eq!(split_words("a && b"), None);
+        assert_eq!(split_words("echo $HOME"), None);
+        assert_eq!(split_words("echo 'unclosed"), None);
+        assert_eq!(split_words("   "), None);
+    }
 
     #[test]
     fn shell_and_direct_forms() {

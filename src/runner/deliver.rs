@@ -12,6 +12,14 @@ use std::io::Write;
 /// What went wrong while delivering (each a complete message); empty = all delivered.
 pub type Problems = Vec<String>;
 
+/// What a delivery did.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    /// Files actually replaced.
+    pub written: usize,
+    pub problems: Problems,
+}
+
 /// Prints `> DEST` and the content (or, with `-diff`, a unified diff) for each output that
 /// differs from its destination. Returns whether anything differs.
 pub fn print_dry(cfg: &Config, items: &[(&Job, &str)]) -> Result<bool, String> {
@@ -41,7 +49,7 @@ pub fn print_dry(cfg: &Config, items: &[(&Job, &str)]) -> Result<bool, String> {
 }
 
 /// The environment template commands get, as consul-template gives it.
-fn command_env(cfg: &Config) -> Vec<(String, String)> {
+pub fn command_env(cfg: &Config) -> Vec<(String, String)> {
     let k = &cfg.consul;
     let mut env = vec![("CONSUL_HTTP_ADDR".to_string(), k.address.clone())];
     if let Some(t) = &k.token {
@@ -129,7 +137,7 @@ fn restore_backup(dest: &std::path::Path) -> anyhow::Result<()> {
 /// Writes every changed file, then runs the commands of the changed templates, each distinct
 /// command once, in template order. All candidates are prepared and checked before any is
 /// installed: one failed check leaves every destination as it was.
-pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Problems {
+pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
     let env = command_env(cfg);
     let mut candidates = Vec::new();
     for &(job, text) in items {
@@ -143,7 +151,12 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Problems {
         };
         let candidate = match output::prepare(dest, text.as_bytes(), opts) {
             Ok(c) => c,
-            Err(e) => return vec![format!("template {}: {e:#}", job.name)],
+            Err(e) => {
+                return Delivered {
+                    written: 0,
+                    problems: vec![format!("template {}: {e:#}", job.name)],
+                }
+            }
         };
         match candidate {
             Some(c) => candidates.push((job, c, dest.exists())),
@@ -161,12 +174,19 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Problems {
         .collect();
     if !refused.is_empty() {
         // Dropping the candidates removes them; no destination was touched, no command runs.
-        return refused;
+        return Delivered {
+            written: 0,
+            problems: refused,
+        };
     }
     let mut installed: Vec<(&Job, bool)> = Vec::new();
     for (job, candidate, had_previous) in candidates {
         if let Err(e) = candidate.install() {
-            return vec![format!("template {}: {e:#}", job.name)];
+            let written = installed.len();
+            return Delivered {
+                written,
+                problems: vec![format!("template {}: {e:#}", job.name)],
+            };
         }
         if let Some(dest) = &job.config.destination {
             tracing::info!(dest = %dest.display(), template = %job.name, "rendered");
@@ -234,5 +254,8 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Problems {
             Err(e) => failures.push(format!("{e:#}")),
         }
     }
-    failures
+    Delivered {
+        written: installed.len(),
+        problems: failures,
+    }
 }

@@ -7,8 +7,9 @@
 //! template) a template is re-rendered once `min` passes without another change, at most `max`
 //! after the first; the first render is never delayed.
 
-use crate::config::{Config, Wait};
+use crate::config::{Config, Exec, Wait};
 use crate::dependency::Dependency;
+use crate::process::exec::{self, ExecChild};
 use crate::runner::{deliver, Job};
 use crate::source::data::DataSource;
 use crate::source::Source;
@@ -105,18 +106,92 @@ async fn futures_select_all<F: std::future::Future + Unpin>(futures: impl Iterat
     .await
 }
 
-/// Runs watch mode until a stop signal (Ok) or a failure that ends it (Err, exit 14).
+/// Signals forwarded to the exec child (the reload signal, when it is one of them, is ours).
+const FORWARDED: &[nix::sys::signal::Signal] = &[
+    nix::sys::signal::Signal::SIGHUP,
+    nix::sys::signal::Signal::SIGUSR1,
+    nix::sys::signal::Signal::SIGUSR2,
+    nix::sys::signal::Signal::SIGQUIT,
+];
+
+/// Forwardable signals we listen for (with -exec), paired with their number.
+fn forward_listeners(cfg: &Config) -> Result<Vec<(nix::sys::signal::Signal, Signal)>, String> {
+    let mut out = Vec::new();
+    for &sig in FORWARDED {
+        if Some(sig) == cfg.reload_signal || Some(sig) == cfg.kill_signal {
+            continue;
+        }
+        let s = signal(SignalKind::from_raw(sig as i32))
+            .map_err(|e| format!("cannot handle {sig}: {e}"))?;
+        out.push((sig, s));
+    }
+    Ok(out)
+}
+
+/// Waits for any forwardable signal; which one.
+async fn forwarded(list: &mut [(nix::sys::signal::Signal, Signal)]) -> nix::sys::signal::Signal {
+    if list.is_empty() {
+        return std::future::pending().await;
+    }
+    std::future::poll_fn(|cx| {
+        for (sig, s) in list.iter_mut() {
+            if s.poll_recv(cx).is_ready() {
+                return std::task::Poll::Ready(*sig);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Waits for the exec child to exit (never, without one).
+async fn child_exit(child: &mut Option<ExecChild>) -> i32 {
+    match child {
+        Some(c) => c.exited().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Once mode with -exec: run the child, forward signals, exit with its code.
+pub async fn run_child_once(cfg: &Config, exec_cfg: &Exec) -> Result<i32, WatchError> {
+    let env = exec::environment(exec_cfg, &deliver::command_env(cfg));
+    let mut child = Some(ExecChild::start(exec_cfg, &env).map_err(|e| format!("{e:#}"))?);
+    let Signals {
+        stop: mut stop_signals,
+        ..
+    } = Signals::new(cfg)?;
+    let mut fwd = forward_listeners(cfg)?;
+    loop {
+        tokio::select! {
+            code = child_exit(&mut child) => return Ok(code),
+            sig = forwarded(&mut fwd) => if let Some(c) = &child { c.signal(sig) },
+            _ = stopped(&mut stop_signals) => {
+                let code = match &mut child { Some(c) => c.stop(exec_cfg).await, None => 0 };
+                return Ok(code);
+            }
+        }
+    }
+}
+
+/// Runs watch mode until a stop signal (Ok: 0, or the exec child's code), the exec child's exit
+/// (Ok: its code), or a failure that ends it (Err, exit 14).
 pub async fn watch(
     mut cfg: Config,
     mut jobs: Vec<Job>,
     source: Arc<dyn Source>,
     data: Option<Arc<DataSource>>,
     reload: Reload<'_>,
-) -> Result<(), WatchError> {
+) -> Result<i32, WatchError> {
     let Signals {
         stop: mut stop_signals,
         reload: mut reload_signal,
     } = Signals::new(&cfg)?;
+    let mut fwd = if cfg.exec.is_some() {
+        forward_listeners(&cfg)?
+    } else {
+        Vec::new()
+    };
+    let mut child: Option<ExecChild> = None;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let all_rendered = Arc::new(AtomicBool::new(false));
     let data_file = data
@@ -129,7 +204,7 @@ pub async fn watch(
     loop {
         if !dirty.is_empty() {
             // Delivery runs check and reload commands synchronously; keep the watchers running.
-            tokio::task::block_in_place(|| {
+            let written = tokio::task::block_in_place(|| {
                 render_and_deliver(&cfg, &jobs, &mut state, &store, &dirty)
             })?;
             dirty.clear();
@@ -139,6 +214,30 @@ pub async fn watch(
                     templates = jobs.len(),
                     "all templates rendered; watching for changes"
                 );
+            }
+            if let Some(exec_cfg) = &cfg.exec {
+                if child.is_none() && all_rendered.load(Ordering::Relaxed) {
+                    // The child starts only once every template has rendered.
+                    let env = exec::environment(exec_cfg, &deliver::command_env(&cfg));
+                    child = Some(ExecChild::start(exec_cfg, &env).map_err(|e| format!("{e:#}"))?);
+                } else if written > 0 {
+                    if let Some(c) = &mut child {
+                        tokio::time::sleep(exec::splay(exec_cfg.splay)).await;
+                        match exec_cfg.reload_signal {
+                            Some(sig) => {
+                                tracing::info!(signal = %sig, "sending the exec child its reload signal");
+                                c.signal(sig);
+                            }
+                            None => {
+                                tracing::info!("restarting the exec child");
+                                c.stop(exec_cfg).await;
+                                let env = exec::environment(exec_cfg, &deliver::command_env(&cfg));
+                                *c = ExecChild::start(exec_cfg, &env)
+                                    .map_err(|e| format!("{e:#}"))?;
+                            }
+                        }
+                    }
+                }
             }
             let wanted: HashSet<Dependency> =
                 state.iter().flat_map(|s| s.used.iter().cloned()).collect();
@@ -195,7 +294,20 @@ pub async fn watch(
             _ = stopped(&mut stop_signals) => {
                 tracing::info!("stopping");
                 watchers.stop();
-                return Ok(());
+                return Ok(match (&mut child, &cfg.exec) {
+                    (Some(c), Some(exec_cfg)) => c.stop(exec_cfg).await,
+                    _ => 0,
+                });
+            }
+            code = child_exit(&mut child) => {
+                tracing::info!(code, "the exec child exited; stopping");
+                watchers.stop();
+                return Ok(code);
+            }
+            sig = forwarded(&mut fwd) => {
+                if let Some(c) = &child {
+                    c.signal(sig);
+                }
             }
             _ = reloaded(&mut reload_signal) => {
                 match reload() {
@@ -221,7 +333,7 @@ fn render_and_deliver(
     state: &mut [JobState],
     store: &Arc<Store>,
     dirty: &BTreeSet<usize>,
-) -> Result<(), WatchError> {
+) -> Result<usize, WatchError> {
     let mut ready: Vec<(usize, String)> = Vec::new();
     for &j in dirty {
         let job = &jobs[j];
@@ -245,22 +357,25 @@ fn render_and_deliver(
         }
     }
     if ready.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let items: Vec<(&Job, &str)> = ready.iter().map(|(j, o)| (&jobs[*j], o.as_str())).collect();
+    let mut written = 0;
     if cfg.dry {
         if let Err(e) = deliver::print_dry(cfg, &items) {
             tracing::error!("{e}");
         }
     } else {
-        for problem in deliver::write_and_run(cfg, &items) {
+        let delivered = deliver::write_and_run(cfg, &items);
+        written = delivered.written;
+        for problem in delivered.problems {
             tracing::error!("{problem}");
         }
     }
     for (j, _) in &ready {
         state[*j].rendered_once = true;
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Logs once what an incomplete render waits for (absent keys and files at warn level).

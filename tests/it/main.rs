@@ -3,6 +3,7 @@
 mod blue_green;
 mod cli;
 mod consul;
+mod exec;
 mod helpers;
 mod nginx;
 mod render;

@@ -433,15 +433,14 @@ fn pid_file_exists_while_running_and_is_removed_after() {
 }
 
 #[test]
-fn exec_mode_is_refused_until_it_exists() {
+fn status_addr_is_refused_until_it_exists() {
     let d = setup();
     d.run(&[
-        "-exec=sleep 1",
+        "-status-addr=127.0.0.1:0",
         "-data=data.json",
         "-template=in.hbs:out",
-        "-once",
     ])
     .code(13)
-    .stderr_has("exec mode (-exec) is not available");
+    .stderr_has("-status-addr");
     assert!(!d.exists("out"));
 }

@@ -463,6 +463,11 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start(name: &str) -> Upstream {
+        Upstream::start_slow(name, std::time::Duration::ZERO)
+    }
+
+    /// An upstream that waits `delay` before answering (to keep requests in flight).
+    pub fn start_slow(name: &str, delay: std::time::Duration) -> Upstream {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
         let port = listener.local_addr().expect("addr").port();
@@ -485,6 +490,7 @@ impl Upstream {
                             Ok(n) => req.extend_from_slice(&buf[..n]),
                         }
                     }
+                    std::thread::sleep(delay);
                     let _ = write!(
                         conn,
                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -1,0 +1,178 @@
+//! The exec child (`-exec`, consul-template's exec mode): started once every template has
+//! rendered, reloaded by a signal (or restarted) when a pass writes a file, sent the signals we
+//! forward, and on shutdown sent the kill signal, then SIGKILL after the kill timeout. Its exit
+//! code becomes ours. Waiting goes through the one reaper.
+
+use crate::config::Exec;
+use crate::process::{command_for, display, reaper, split_words};
+use anyhow::{Context, Result};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A running (or finished) exec child.
+pub struct ExecChild {
+    pid: Pid,
+    /// Started under `sh -c`: signals go to the whole process group, to reach the program.
+    shell: bool,
+    /// `Some(code)` once it exited.
+    exit: watch::Receiver<Option<i32>>,
+}
+
+/// Go-style glob with `*` and `?`, for the environment allow and deny lists.
+fn glob(pattern: &str, name: &str) -> bool {
+    fn m(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => m(&p[1..], n) || (!n.is_empty() && m(p, &n[1..])),
+            (Some(b'?'), Some(_)) => m(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => m(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    m(pattern.as_bytes(), name.as_bytes())
+}
+
+/// The child's environment: ours (or none, pristine), filtered by the allow and deny lists,
+/// plus the custom variables and consul-template's Consul variables.
+pub fn environment(cfg: &Exec, consul_env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = if cfg.env_pristine {
+        Vec::new()
+    } else {
+        std::env::vars().collect()
+    };
+    if !cfg.env_allowlist.is_empty() {
+        env.retain(|(k, _)| cfg.env_allowlist.iter().any(|g| glob(g, k)));
+    }
+    env.retain(|(k, _)| !cfg.env_denylist.iter().any(|g| glob(g, k)));
+    for kv in &cfg.env_custom {
+        if let Some((k, v)) = kv.split_once('=') {
+            env.retain(|(name, _)| name != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+    }
+    for (k, v) in consul_env {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+
+impl ExecChild {
+    /// Starts the child in its own process group, with `env` as its whole environment.
+    pub fn start(cfg: &Exec, env: &[(String, String)]) -> Result<ExecChild> {
+        // A command with no shell syntax runs directly, so it (not a shell around it) gets our
+        // signals; consul-template runs it under `sh -c`, where a shell dies of SIGHUP.
+        let direct = match cfg.command.as_slice() {
+            [one] => split_words(one),
+            _ => None,
+        };
+        let shell = direct.is_none()
+            && cfg.command.len() == 1
+            && cfg.command[0].contains(char::is_whitespace);
+        let mut cmd = command_for(direct.as_deref().unwrap_or(&cfg.command))?;
+        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        let spawned = reaper::spawn(&mut cmd)
+            .with_context(|| format!("starting the exec child {:?}", display(&cfg.command)))?;
+        let (tx, exit) = watch::channel(None);
+        let rx = spawned.exit;
+        std::thread::spawn(move || {
+            let code = rx.recv().unwrap_or(-1);
+            let _ = tx.send(Some(code));
+        });
+        let shown = display(&cfg.command);
+        tracing::info!(pid = spawned.pid, command = %shown, "started the exec child");
+        Ok(ExecChild {
+            pid: Pid::from_raw(spawned.pid),
+            shell,
+            exit,
+        })
+    }
+
+    /// Waits until the child exits; its exit code (128+N when killed by signal N).
+    pub async fn exited(&mut self) -> i32 {
+        loop {
+            if let Some(code) = *self.exit.borrow_and_update() {
+                return code;
+            }
+            if self.exit.changed().await.is_err() {
+                return -1;
+            }
+        }
+    }
+
+    /// Sends `sig` to the child.
+    pub fn signal(&self, sig: Signal) {
+        if self.exit.borrow().is_none() {
+            let _ = if self.shell {
+                killpg(self.pid, sig)
+            } else {
+                kill(self.pid, sig)
+            };
+        }
+    }
+
+    /// Stops the child: the kill signal, then SIGKILL (to its whole group) after the timeout.
+    pub async fn stop(&mut self, cfg: &Exec) -> i32 {
+        if let Some(sig) = cfg.kill_signal {
+            self.signal(sig);
+        }
+        match tokio::time::timeout(cfg.kill_timeout, self.exited()).await {
+            Ok(code) => code,
+            Err(_) => {
+                tracing::warn!(
+                    pid = self.pid.as_raw(),
+                    "the exec child outlived -exec-kill-timeout: SIGKILL"
+                );
+                let _ = killpg(self.pid, Signal::SIGKILL);
+                self.exited().await
+            }
+        }
+    }
+}
+
+/// A random delay in [0, splay).
+pub fn splay(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u128)
+        .unwrap_or(0);
+    Duration::from_nanos((nanos * 2_654_435_761 % max.as_nanos().max(1)) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("CONSUL_*", "CONSUL_HTTP_ADDR"));
+        assert!(glob("A?C", "ABC"));
+        assert!(!glob("A?C", "ABBC"));
+        assert!(glob("*", ""));
+        assert!(!glob("PATH", "PATHX"));
+    }
+
+    #[test]
+    fn environment_filters() {
+        let cfg = Exec {
+            env_pristine: true,
+            env_custom: vec!["A=1".into(), "B=2".into()],
+            env_denylist: vec!["B".into()],
+            ..Exec::default()
+        };
+        let env = environment(&cfg, &[("CONSUL_HTTP_ADDR".into(), "x:1".into())]);
+        assert_eq!(
+            env,
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "2".into()),
+                ("CONSUL_HTTP_ADDR".into(), "x:1".into())
+            ]
+        );
+    }
+}
