@@ -255,43 +255,19 @@ fn in_flight(port: u16, n: usize) -> Vec<std::thread::JoinHandle<String>> {
 
 #[test]
 fn nginx_as_the_exec_child_reloads_on_change_and_stops_on_sigterm() {
-    use crate::support::{free_port, http_get, nginx, repo, Upstream};
+    use crate::support::{http_get, nginx, repo, BlueGreen, Upstream};
     // Upstreams answer after 400 ms, so requests are in flight when nginx reloads or stops.
     let delay = Duration::from_millis(400);
     let (blue, green) = (
         Upstream::start_slow("blue-1", delay),
         Upstream::start_slow("green-1", delay),
     );
-    let c = Consul::start();
-    c.register_container(
-        "docker-host-1",
-        "127.0.0.1",
-        "blue",
-        "bg_blue_1",
-        blue.port,
-        "passing",
-    );
-    c.register_container(
-        "docker-host-1",
-        "127.0.0.1",
-        "green",
-        "bg_green_1",
-        green.port,
-        "passing",
-    );
-    let d = Dir::new();
-    std::fs::create_dir(d.join("run")).unwrap();
-    d.write("live", "blue");
-    let (live_port, standby_port) = (free_port(), free_port());
+    let bgs = BlueGreen::new(&blue, &green);
+    let (c, d, live_port) = (&bgs.consul, &bgs.dir, bgs.live_port);
     let conf = d.join("nginx.conf");
     let start = |kill_signal: &str| {
         d.spawn_cmd(
-            d.cmd()
-                .env("LIVE_FILE", d.join("live"))
-                .env("LIVE_PORT", live_port.to_string())
-                .env("STANDBY_PORT", standby_port.to_string())
-                .env("LISTEN_ADDRESS", "127.0.0.1")
-                .env("NGINX_RUNTIME_DIR", d.join("run"))
+            bgs.env(&mut d.cmd())
                 .arg(format!("-consul-addr={}", c.addr))
                 .arg(format!(
                     "-template={}:{}",

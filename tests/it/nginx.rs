@@ -2,9 +2,7 @@
 //! mode renders nginx.conf (checked with `nginx -t` before install) and reloads nginx; upstreams
 //! are tiny HTTP servers answering their name, registered as Registrator would.
 
-use crate::support::{
-    free_port, http_get, repo, wait_until, Background, Consul, Dir, Nginx, Upstream, BIN,
-};
+use crate::support::{http_get, repo, wait_until, Background, BlueGreen, Nginx, Upstream, BIN};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,10 +11,7 @@ use std::time::{Duration, Instant};
 const LIMIT: Duration = Duration::from_secs(20);
 
 struct Scenario {
-    consul: Consul,
-    dir: Dir,
-    live_port: u16,
-    standby_port: u16,
+    bg: BlueGreen,
     watcher: Background,
     _nginx: Nginx,
 }
@@ -24,41 +19,17 @@ struct Scenario {
 impl Scenario {
     /// Blue and green upstreams registered, the watcher running, nginx serving.
     fn start(blue: &Upstream, green: &Upstream) -> Scenario {
-        let consul = Consul::start();
-        consul.register_container(
-            "docker-host-1",
-            "127.0.0.1",
-            "blue",
-            "bg_blue_1",
-            blue.port,
-            "passing",
-        );
-        consul.register_container(
-            "docker-host-1",
-            "127.0.0.1",
-            "green",
-            "bg_green_1",
-            green.port,
-            "passing",
-        );
-        let dir = Dir::new();
-        std::fs::create_dir(dir.join("run")).unwrap();
-        dir.write("live", "blue");
+        let bg = BlueGreen::new(blue, green);
+        let dir = &bg.dir;
         // Our own copy of the template, so a test can break it.
         dir.write(
             "nginx.hbs",
             &std::fs::read_to_string(repo().join("templates/nginx-blue-green.hbs")).unwrap(),
         );
-        let (live_port, standby_port) = (free_port(), free_port());
         let conf = dir.join("nginx.conf");
         let watcher = dir.spawn_cmd(
-            dir.cmd()
-                .env("LIVE_FILE", dir.join("live"))
-                .env("LIVE_PORT", live_port.to_string())
-                .env("STANDBY_PORT", standby_port.to_string())
-                .env("LISTEN_ADDRESS", "127.0.0.1")
-                .env("NGINX_RUNTIME_DIR", dir.join("run"))
-                .arg(format!("-consul-addr={}", consul.addr))
+            bg.env(&mut dir.cmd())
+                .arg(format!("-consul-addr={}", bg.consul.addr))
                 .arg(format!(
                     "-template=nginx.hbs:nginx.conf:{}",
                     Nginx::reload_command(&conf)
@@ -71,23 +42,20 @@ impl Scenario {
         );
         wait_until("the first render", LIMIT, || conf.exists());
         let nginx = Nginx::start(&conf);
-        wait_until("nginx serving", LIMIT, || http_get(live_port).is_ok());
+        wait_until("nginx serving", LIMIT, || http_get(bg.live_port).is_ok());
         Scenario {
-            consul,
-            dir,
-            live_port,
-            standby_port,
+            bg,
             watcher,
             _nginx: nginx,
         }
     }
 
     fn live(&self) -> String {
-        answer(self.live_port)
+        answer(self.bg.live_port)
     }
 
     fn set_live(&self, colour: &str) {
-        std::fs::write(self.dir.join("live"), colour).unwrap();
+        std::fs::write(self.bg.dir.join("live"), colour).unwrap();
     }
 }
 
@@ -104,7 +72,7 @@ fn switch_scale_fail_over_and_refuse_a_bad_config() {
     let (blue, green) = (Upstream::start("blue-1"), Upstream::start("green-1"));
     let s = Scenario::start(&blue, &green);
     assert_eq!(s.live(), "blue-1", "{}", s.watcher.log());
-    assert_eq!(answer(s.standby_port), "green-1");
+    assert_eq!(answer(s.bg.standby_port), "green-1");
 
     // Flip: within 2 s the live port answers green and the standby port blue.
     let flipped = Instant::now();
@@ -117,12 +85,12 @@ fn switch_scale_fail_over_and_refuse_a_bad_config() {
     );
     // Old workers finish gracefully and may take one more connection with the old config.
     wait_until("blue on standby", LIMIT, || {
-        answer(s.standby_port) == "blue-1"
+        answer(s.bg.standby_port) == "blue-1"
     });
 
     // Scale green from 1 to 3: all three get traffic.
     let (g2, g3) = (Upstream::start("green-2"), Upstream::start("green-3"));
-    s.consul.register_container(
+    s.bg.consul.register_container(
         "docker-host-2",
         "127.0.0.1",
         "green",
@@ -130,7 +98,7 @@ fn switch_scale_fail_over_and_refuse_a_bad_config() {
         g2.port,
         "passing",
     );
-    s.consul.register_container(
+    s.bg.consul.register_container(
         "docker-host-3",
         "127.0.0.1",
         "green",
@@ -148,13 +116,13 @@ fn switch_scale_fail_over_and_refuse_a_bad_config() {
 
     // Green's healthy instances go: with the last one critical, the upstream falls back to the
     // template's placeholder and nginx still answers (502 from the placeholder).
-    s.consul.deregister(
+    s.bg.consul.deregister(
         serde_json::json!({"Node": "docker-host-2", "ServiceID": "docker-host-2:bg_green_2:80"}),
     );
-    s.consul.deregister(
+    s.bg.consul.deregister(
         serde_json::json!({"Node": "docker-host-3", "ServiceID": "docker-host-3:bg_green_3:80"}),
     );
-    s.consul.register_container(
+    s.bg.consul.register_container(
         "docker-host-1",
         "127.0.0.1",
         "green",
@@ -163,20 +131,22 @@ fn switch_scale_fail_over_and_refuse_a_bad_config() {
         "critical",
     );
     wait_until("the fallback upstream", LIMIT, || {
-        s.dir.read("nginx.conf").contains("server 127.0.0.1:55000;")
+        s.bg.dir
+            .read("nginx.conf")
+            .contains("server 127.0.0.1:55000;")
     });
     wait_until("nginx answering from the fallback", LIMIT, || {
         s.live() == "HTTP 502"
     });
-    assert_eq!(answer(s.standby_port), "blue-1");
+    assert_eq!(answer(s.bg.standby_port), "blue-1");
 
     // A template change nginx rejects: the file on disk stays, nginx keeps serving, the log says why.
-    let before = s.dir.read("nginx.conf");
-    let broken = s
-        .dir
-        .read("nginx.hbs")
-        .replace("least_conn;", "least_conn;\n    no_such_directive on;");
-    s.dir.write("nginx.hbs", &broken);
+    let before = s.bg.dir.read("nginx.conf");
+    let broken =
+        s.bg.dir
+            .read("nginx.hbs")
+            .replace("least_conn;", "least_conn;\n    no_such_directive on;");
+    s.bg.dir.write("nginx.hbs", &broken);
     s.watcher.signal("-HUP");
     // nginx's own message passes through while the check runs; ours follows when it ends.
     wait_until("the refusal in the log", LIMIT, || {
@@ -184,8 +154,8 @@ fn switch_scale_fail_over_and_refuse_a_bad_config() {
         log.contains("unknown directive \"no_such_directive\"")
             && log.contains("refused the new file")
     });
-    assert_eq!(s.dir.read("nginx.conf"), before);
-    assert_eq!(answer(s.standby_port), "blue-1");
+    assert_eq!(s.bg.dir.read("nginx.conf"), before);
+    assert_eq!(answer(s.bg.standby_port), "blue-1");
 }
 
 #[test]
@@ -196,7 +166,7 @@ fn ten_flips_under_continuous_traffic_lose_no_request() {
     // (started at, answer) for every request, until stopped or 25 s at most.
     let log: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
     let client = {
-        let (stop, log, port) = (stop.clone(), log.clone(), s.live_port);
+        let (stop, log, port) = (stop.clone(), log.clone(), s.bg.live_port);
         std::thread::spawn(move || {
             let started = Instant::now();
             while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(25) {
@@ -261,26 +231,8 @@ fn ten_flips_under_continuous_traffic_lose_no_request() {
 #[test]
 fn the_seed_switch_script_flips_with_once() {
     let (blue, green) = (Upstream::start("blue-1"), Upstream::start("green-1"));
-    let consul = Consul::start();
-    consul.register_container(
-        "docker-host-1",
-        "127.0.0.1",
-        "blue",
-        "bg_blue_1",
-        blue.port,
-        "passing",
-    );
-    consul.register_container(
-        "docker-host-1",
-        "127.0.0.1",
-        "green",
-        "bg_green_1",
-        green.port,
-        "passing",
-    );
-    let d = Dir::new();
-    std::fs::create_dir(d.join("run")).unwrap();
-    let (live_port, standby_port) = (free_port(), free_port());
+    let bg = BlueGreen::new(&blue, &green);
+    let (d, consul, live_port, standby_port) = (&bg.dir, &bg.consul, bg.live_port, bg.standby_port);
     let conf = d.join("nginx.conf");
     let switch = |colour: &str, reload: &str| {
         let bin_dir = std::path::Path::new(BIN).parent().unwrap().to_path_buf();
@@ -289,26 +241,19 @@ fn the_seed_switch_script_flips_with_once() {
             bin_dir.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        crate::support::Run::of(
-            std::process::Command::new(repo().join("examples/blue-green/switch.sh"))
-                .current_dir(d.path())
-                .env_remove("CONSUL_HTTP_ADDR")
-                .env("PATH", path)
-                .env("CONSUL_URL", &consul.addr)
-                .env("LIVE_FILE", d.join("live"))
-                .env("TEMPLATE", repo().join("templates/nginx-blue-green.hbs"))
-                .env("NGINX_CONF", &conf)
-                .env("RELOAD", reload)
-                .env(
-                    "CHECK",
-                    format!("{} -t -c {{{{path}}}}", crate::support::nginx().display()),
-                )
-                .env("LIVE_PORT", live_port.to_string())
-                .env("STANDBY_PORT", standby_port.to_string())
-                .env("LISTEN_ADDRESS", "127.0.0.1")
-                .env("NGINX_RUNTIME_DIR", d.join("run"))
-                .arg(colour),
-        )
+        let mut cmd = std::process::Command::new(repo().join("examples/blue-green/switch.sh"));
+        cmd.current_dir(d.path())
+            .env_remove("CONSUL_HTTP_ADDR")
+            .env("PATH", path)
+            .env("CONSUL_URL", &consul.addr)
+            .env("TEMPLATE", repo().join("templates/nginx-blue-green.hbs"))
+            .env("NGINX_CONF", &conf)
+            .env("RELOAD", reload)
+            .env(
+                "CHECK",
+                format!("{} -t -c {{{{path}}}}", crate::support::nginx().display()),
+            );
+        crate::support::Run::of(bg.env(&mut cmd).arg(colour))
     };
     // The first switch writes the config; nginx is not running yet, so reload with `true`.
     switch("blue", "true").code(0);

@@ -347,16 +347,7 @@ fn commands_get_consul_http_addr() {
 }
 
 fn temp_files_left(d: &Dir, sub: &str) -> usize {
-    std::fs::read_dir(d.join(sub))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".consul-render-")
-        })
-        .count()
+    crate::support::temp_files_left(&d.join(sub))
 }
 
 #[test]

@@ -274,16 +274,7 @@ fn sigterm_stops_cleanly_within_a_second() {
         "{:?}",
         started.elapsed()
     );
-    let leftovers = std::fs::read_dir(d.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".consul-render-")
-        })
-        .count();
+    let leftovers = crate::support::temp_files_left(d.path());
     assert_eq!(leftovers, 0);
     // SIGINT, the default kill signal, too.
     let mut bg = start(&c, &Dir::new(), &[]);

@@ -579,3 +579,69 @@ impl Drop for Nginx {
         let _ = self.child.wait();
     }
 }
+
+/// Temp files consul-render left in `dir` (there should be none).
+pub fn temp_files_left(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(".consul-render-")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The blue-green scenario's fixtures: a Consul holding one blue and one green instance (as
+/// Registrator registers them), a directory with a `run/` dir for nginx and a `live` file saying
+/// blue, and two free ports for nginx.
+pub struct BlueGreen {
+    pub consul: Consul,
+    pub dir: Dir,
+    pub live_port: u16,
+    pub standby_port: u16,
+}
+
+impl BlueGreen {
+    pub fn new(blue: &Upstream, green: &Upstream) -> BlueGreen {
+        let consul = Consul::start();
+        consul.register_container(
+            "docker-host-1",
+            "127.0.0.1",
+            "blue",
+            "bg_blue_1",
+            blue.port,
+            "passing",
+        );
+        consul.register_container(
+            "docker-host-1",
+            "127.0.0.1",
+            "green",
+            "bg_green_1",
+            green.port,
+            "passing",
+        );
+        let dir = Dir::new();
+        std::fs::create_dir(dir.join("run")).expect("run dir");
+        dir.write("live", "blue");
+        BlueGreen {
+            consul,
+            dir,
+            live_port: free_port(),
+            standby_port: free_port(),
+        }
+    }
+
+    /// The template's environment: live file, ports, loopback, nginx runtime dir.
+    pub fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("LIVE_FILE", self.dir.join("live"))
+            .env("LIVE_PORT", self.live_port.to_string())
+            .env("STANDBY_PORT", self.standby_port.to_string())
+            .env("LISTEN_ADDRESS", "127.0.0.1")
+            .env("NGINX_RUNTIME_DIR", self.dir.join("run"))
+    }
+}
