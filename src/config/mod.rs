@@ -306,12 +306,11 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut c = Config::defaults();
         let mut wait_spec: Option<(String, Origin)> = None;
-        let mut check_flag = None;
         for (path, f) in files {
             c.apply_file(path, f, &mut wait_spec)?;
         }
         c.apply_env(env)?;
-        c.apply_flags(args, &mut wait_spec, &mut check_flag)?;
+        c.apply_flags(args, &mut wait_spec)?;
         if let Some((spec, origin)) = wait_spec {
             c.wait = Some(Wait::parse(&spec).map_err(|e| origin.error("wait", e))?);
         }
@@ -599,7 +598,6 @@ impl Config {
         &mut self,
         a: &'a Args,
         wait_spec: &mut Option<(String, Origin<'a>)>,
-        check_flag: &mut Option<String>,
     ) -> Result<(), ConfigError> {
         let k = &mut self.consul;
         if let Some(v) = &a.consul_addr {
@@ -662,13 +660,12 @@ impl Config {
             }
             k.max_connections = v;
         }
-        *check_flag = a.check.clone();
         for value in &a.template {
             let spec = template_spec::parse(value).map_err(ConfigError::Flag)?;
             self.templates.push(Template {
                 destination: spec.destination.map(PathBuf::from),
                 command: spec.command.into_iter().collect(),
-                check: check_flag.clone(),
+                check: a.check.clone(),
                 ..Template::new(TemplateSource::File(spec.source.into()))
             });
         }

@@ -52,16 +52,22 @@ impl JobState {
     }
 }
 
+/// A signal we listen for, with its number.
+type Listener = (nix::sys::signal::Signal, Signal);
+
+fn listen(sig: nix::sys::signal::Signal) -> Result<Listener, String> {
+    signal(SignalKind::from_raw(sig as i32))
+        .map(|s| (sig, s))
+        .map_err(|e| format!("cannot handle {sig}: {e}"))
+}
+
 struct Signals {
-    stop: Vec<Signal>,
-    reload: Option<Signal>,
+    stop: Vec<Listener>,
+    reload: Option<Listener>,
 }
 
 impl Signals {
     fn new(cfg: &Config) -> Result<Signals, String> {
-        let listen = |s: nix::sys::signal::Signal| {
-            signal(SignalKind::from_raw(s as i32)).map_err(|e| format!("cannot handle {s}: {e}"))
-        };
         // SIGTERM always stops us (docker stop); so does the kill signal (SIGINT by default).
         let mut stop = vec![listen(nix::sys::signal::Signal::SIGTERM)?];
         if let Some(k) = cfg
@@ -78,32 +84,13 @@ impl Signals {
     }
 }
 
-async fn stopped(stop: &mut [Signal]) {
-    let waits = stop.iter_mut().map(|s| Box::pin(s.recv()));
-    futures_select_all(waits).await;
-}
-
-async fn reloaded(reload: &mut Option<Signal>) {
+async fn reloaded(reload: &mut Option<Listener>) {
     match reload {
-        Some(s) => {
+        Some((_, s)) => {
             s.recv().await;
         }
         None => std::future::pending().await,
     }
-}
-
-/// Waits for the first of several futures.
-async fn futures_select_all<F: std::future::Future + Unpin>(futures: impl Iterator<Item = F>) {
-    let mut futures: Vec<F> = futures.collect();
-    std::future::poll_fn(|cx| {
-        for f in futures.iter_mut() {
-            if std::pin::Pin::new(f).poll(cx).is_ready() {
-                return std::task::Poll::Ready(());
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
 }
 
 /// Signals forwarded to the exec child (the reload signal, when it is one of them, is ours).
@@ -114,22 +101,20 @@ const FORWARDED: &[nix::sys::signal::Signal] = &[
     nix::sys::signal::Signal::SIGQUIT,
 ];
 
-/// Forwardable signals we listen for (with -exec), paired with their number.
-fn forward_listeners(cfg: &Config) -> Result<Vec<(nix::sys::signal::Signal, Signal)>, String> {
+/// Forwardable signals we listen for (with -exec).
+fn forward_listeners(cfg: &Config) -> Result<Vec<Listener>, String> {
     let mut out = Vec::new();
     for &sig in FORWARDED {
         if Some(sig) == cfg.reload_signal || Some(sig) == cfg.kill_signal {
             continue;
         }
-        let s = signal(SignalKind::from_raw(sig as i32))
-            .map_err(|e| format!("cannot handle {sig}: {e}"))?;
-        out.push((sig, s));
+        out.push(listen(sig)?);
     }
     Ok(out)
 }
 
-/// Waits for any forwardable signal; which one.
-async fn forwarded(list: &mut [(nix::sys::signal::Signal, Signal)]) -> nix::sys::signal::Signal {
+/// Waits for the first of `list`'s signals; which one (never, for an empty list).
+async fn first_signal(list: &mut [Listener]) -> nix::sys::signal::Signal {
     if list.is_empty() {
         return std::future::pending().await;
     }
@@ -164,8 +149,8 @@ pub async fn run_child_once(cfg: &Config, exec_cfg: &Exec) -> Result<i32, WatchE
     loop {
         tokio::select! {
             code = child_exit(&mut child) => return Ok(code),
-            sig = forwarded(&mut fwd) => if let Some(c) = &child { c.signal(sig) },
-            _ = stopped(&mut stop_signals) => {
+            sig = first_signal(&mut fwd) => if let Some(c) = &child { c.signal(sig) },
+            _ = first_signal(&mut stop_signals) => {
                 let code = match &mut child { Some(c) => c.stop(exec_cfg).await, None => 0 };
                 return Ok(code);
             }
@@ -291,7 +276,7 @@ pub async fn watch(
                     }
                 }
             }
-            _ = stopped(&mut stop_signals) => {
+            _ = first_signal(&mut stop_signals) => {
                 tracing::info!("stopping");
                 watchers.stop();
                 return Ok(match (&mut child, &cfg.exec) {
@@ -304,7 +289,7 @@ pub async fn watch(
                 watchers.stop();
                 return Ok(code);
             }
-            sig = forwarded(&mut fwd) => {
+            sig = first_signal(&mut fwd) => {
                 if let Some(c) = &child {
                     c.signal(sig);
                 }

@@ -416,26 +416,16 @@ fn tls(
     if let (Some(name), Some(host)) = (&ssl.server_name, base.host_str()) {
         if name != host {
             let port = base.port_or_known_default().unwrap_or(443);
-            let addr = (host, port)
-                .to_socket_addrs_first()
-                .map_err(|e| ConfigError::Flag(format!("resolving Consul address {host}: {e}")))?;
+            let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .ok_or_else(|| {
+                    ConfigError::Flag(format!("cannot resolve the Consul address {host}"))
+                })?;
             b = b.resolve(name, addr);
         }
     }
     Ok(b)
-}
-
-trait FirstAddr {
-    fn to_socket_addrs_first(&self) -> std::io::Result<std::net::SocketAddr>;
-}
-
-impl FirstAddr for (&str, u16) {
-    fn to_socket_addrs_first(&self) -> std::io::Result<std::net::SocketAddr> {
-        use std::net::ToSocketAddrs;
-        self.to_socket_addrs()?
-            .next()
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
-    }
 }
 
 fn common(
