@@ -3,7 +3,8 @@
 //!
 //! A command string with whitespace runs under `sh -c`, else it is exec'd directly
 //! (consul-template's rule). Each runs in its own process group so a timeout kills the whole
-//! tree. Its stderr is passed through to ours and its tail kept for the error message.
+//! tree. Its stderr is passed through to ours and its tail kept for the error message; we wait
+//! for the command's own exit, never for a pipe that a process it left behind still holds.
 
 pub mod exec;
 pub mod reaper;
@@ -14,10 +15,32 @@ use nix::unistd::Pid;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How much of a command's stderr an error message quotes.
 const TAIL_BYTES: usize = 2048;
+
+/// How long, after a command exits, we still wait for the rest of its stderr. A process it left
+/// behind (a daemon, `cmd &`) may hold the pipe for ever; we never wait for that.
+const STDERR_GRACE: Duration = Duration::from_millis(200);
+/// How long a command stopped by our own shutdown gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// Set once consul-render is stopping: running commands are stopped, no new ones wait long.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Stops every running command (SIGTERM to its group, SIGKILL after a grace) and makes `run`
+/// return at once: called when a stop signal arrives while a delivery is under way.
+pub fn stop_running() {
+    STOPPING.store(true, Ordering::SeqCst);
+}
+
+/// True once `stop_running` was called.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
 
 /// How a command ended.
 #[derive(Debug)]
@@ -25,13 +48,17 @@ pub struct Finished {
     /// The exit code, or 128+N when killed by signal N.
     pub code: i32,
     pub timed_out: bool,
+    /// Stopped because consul-render is stopping.
+    pub interrupted: bool,
     pub stderr_tail: String,
     pub duration: Duration,
+    /// Processes still in the command's group when it ended or was killed (`pid name`).
+    pub left_behind: Vec<String>,
 }
 
 impl Finished {
     pub fn success(&self) -> bool {
-        self.code == 0 && !self.timed_out
+        self.code == 0 && !self.timed_out && !self.interrupted
     }
 }
 
@@ -109,7 +136,85 @@ pub fn display(argv: &[String]) -> String {
     argv.join(" ")
 }
 
-/// Runs `argv` with extra `env`, killing its process group after `timeout`.
+/// The last `TAIL_BYTES` of a command's stderr, filled by a thread that also passes it through.
+struct StderrTail {
+    tail: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
+}
+
+impl StderrTail {
+    fn start(mut stderr: impl Read + Send + 'static) -> StderrTail {
+        let tail = Arc::new(Mutex::new(Vec::new()));
+        let (tx, done) = mpsc::channel();
+        let kept = tail.clone();
+        // Detached: a process the command left behind may hold the pipe open for ever, and its
+        // output keeps going to our stderr, as it would have without the pipe.
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut ours = std::io::stderr();
+            loop {
+                match stderr.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let _ = std::io::Write::write_all(&mut ours, &buf[..n]);
+                        let mut t = kept.lock().unwrap_or_else(|e| e.into_inner());
+                        t.extend_from_slice(&buf[..n]);
+                        if t.len() > TAIL_BYTES * 2 {
+                            let cut = t.len() - TAIL_BYTES;
+                            t.drain(..cut);
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(());
+        });
+        StderrTail { tail, done }
+    }
+
+    /// What arrived so far, after waiting at most `grace` for the pipe to close. `true` when it
+    /// is still open (someone outside the command still holds it).
+    fn finish(self, grace: Duration) -> (String, bool) {
+        let held = self.done.recv_timeout(grace).is_err();
+        let t = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+        let start = t.len().saturating_sub(TAIL_BYTES);
+        let text = String::from_utf8_lossy(&t[start..]).trim_end().to_string();
+        (text, held)
+    }
+}
+
+/// The processes in group `pgid`, as `pid name`, read from /proc (empty where there is none).
+pub fn group_members(pgid: Pid) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map_or("", |(_, c)| c);
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+        if pgrp == Some(pgid.as_raw()) && state != Some("Z") {
+            found.push(format!("{pid} {comm}"));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Runs `argv` with extra `env`. Returns when the command itself exits, never waiting for a
+/// process it left behind; after `timeout` its whole process group is killed. When consul-render
+/// is stopping (`stop_running`), the group gets SIGTERM, then SIGKILL after a short grace.
 pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Result<Finished> {
     let mut cmd = command_for(argv)?;
     cmd.envs(env.iter().map(|(k, v)| (k, v)))
@@ -118,49 +223,70 @@ pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Resu
     let mut spawned =
         reaper::spawn(&mut cmd).with_context(|| format!("starting command {:?}", display(argv)))?;
     let pid = Pid::from_raw(spawned.pid);
-    let mut stderr = spawned.child.stderr.take().context("command stderr")?;
-    let tail = std::thread::spawn(move || {
-        let mut tail: Vec<u8> = Vec::new();
-        let mut buf = [0u8; 4096];
-        let mut ours = std::io::stderr();
-        loop {
-            match stderr.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let _ = std::io::Write::write_all(&mut ours, &buf[..n]);
-                    tail.extend_from_slice(&buf[..n]);
-                    if tail.len() > TAIL_BYTES * 2 {
-                        tail.drain(..tail.len() - TAIL_BYTES);
-                    }
-                }
-            }
+    let stderr = spawned.child.stderr.take().context("command stderr")?;
+    let tail = StderrTail::start(stderr);
+    let deadline = started + timeout;
+    let mut timed_out = false;
+    let mut interrupted = false;
+    let mut left_behind = Vec::new();
+    let code = loop {
+        let now = Instant::now();
+        if now >= deadline {
+            timed_out = true;
+            break kill_group(pid, &spawned.exit, Duration::ZERO, &mut left_behind);
         }
-        let start = tail.len().saturating_sub(TAIL_BYTES);
-        String::from_utf8_lossy(&tail[start..])
-            .trim_end()
-            .to_string()
-    });
-    let (code, timed_out) = match spawned.exit.recv_timeout(timeout) {
-        Ok(code) => (code, false),
-        Err(_) => {
-            let _ = killpg(pid, Signal::SIGKILL);
-            (
-                spawned.exit.recv().unwrap_or(128 + Signal::SIGKILL as i32),
-                true,
-            )
+        if stopping() {
+            interrupted = true;
+            break kill_group(pid, &spawned.exit, STOP_GRACE, &mut left_behind);
+        }
+        let slice = (deadline - now).min(Duration::from_millis(50));
+        match spawned.exit.recv_timeout(slice) {
+            Ok(code) => break code,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break -1,
         }
     };
-    if timed_out {
-        // Anything the command left in its group must not keep our stderr pipe open.
-        let _ = killpg(pid, Signal::SIGKILL);
+    let shown = display(argv);
+    if !timed_out && !interrupted {
+        // Left running on purpose, perhaps (`nginx -s reload || nginx` starts a daemon).
+        left_behind = group_members(pid);
+        if !left_behind.is_empty() {
+            tracing::debug!(command = %shown, processes = ?left_behind, "the command left processes running");
+        }
     }
-    let stderr_tail = tail.join().unwrap_or_default();
+    let (stderr_tail, held) = tail.finish(STDERR_GRACE);
+    if held {
+        tracing::debug!(command = %shown, "a process the command started still holds its stderr; not waiting for it");
+    }
     Ok(Finished {
         code,
         timed_out,
+        interrupted,
         stderr_tail,
         duration: started.elapsed(),
+        left_behind,
     })
+}
+
+/// Ends the command's group: SIGTERM and `grace` first when `grace` is not zero, then SIGKILL.
+/// Records who was in the group; returns the command's exit code.
+fn kill_group(
+    pid: Pid,
+    exit: &mpsc::Receiver<i32>,
+    grace: Duration,
+    members: &mut Vec<String>,
+) -> i32 {
+    *members = group_members(pid);
+    if !grace.is_zero() {
+        let _ = killpg(pid, Signal::SIGTERM);
+        if let Ok(code) = exit.recv_timeout(grace) {
+            let _ = killpg(pid, Signal::SIGKILL);
+            return code;
+        }
+    }
+    let _ = killpg(pid, Signal::SIGKILL);
+    exit.recv_timeout(Duration::from_secs(5))
+        .unwrap_or(128 + Signal::SIGKILL as i32)
 }
 
 #[cfg(test)]

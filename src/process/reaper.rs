@@ -2,14 +2,14 @@
 //! waited for here and nowhere else, so no two waiters race for an exit status. As PID 1 it also
 //! reaps the orphans the kernel hands us, so no zombie stays.
 //!
-//! A dedicated thread blocks in `waitpid(-1)`. Spawning goes through `spawn`, which registers
-//! the child's waiter under the same lock the reaper takes before it looks a pid up, so even a
-//! child that exits at once is never missed. Nothing else may call `wait` on a child (std's
+//! A dedicated thread blocks in `waitid(P_ALL, WNOWAIT)`, which only peeks, then reaps that pid
+//! under the lock that `spawn` holds while it starts and registers a child: even a child that
+//! exits at once is never missed, and std's own `waitpid` for a child whose exec failed never
+//! finds its status gone. Nothing else may call `wait` on a child (std's
 //! `Child::wait`, tokio's process module).
 
 use nix::errno::Errno;
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::Pid;
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use std::collections::HashMap;
 use std::process::{Child, Command};
 use std::sync::mpsc;
@@ -65,20 +65,22 @@ fn reap() {
         std::thread::sleep(Duration::from_millis(1));
     };
     loop {
-        match waitpid(Pid::from_raw(-1), None) {
-            Ok(status) => {
-                let (pid, code) = match status {
-                    WaitStatus::Exited(pid, code) => (pid, code),
-                    WaitStatus::Signaled(pid, sig, _) => (pid, 128 + sig as i32),
+        // Peek without reaping: std's `Command::spawn` reaps a child whose exec failed with its
+        // own `waitpid(pid)` and panics if that child is gone. `spawn` holds the lock while it
+        // runs, so reaping only under the lock never takes a status std is about to ask for.
+        match waitid(Id::All, WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Ok(peeked) => {
+                let Some(pid) = peeked.pid() else { continue };
+                let mut waiters = reg.waiters.lock().unwrap_or_else(|e| e.into_inner());
+                let (pid, code) = match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(pid, code)) => (pid, code),
+                    Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32),
+                    // Reaped by std under the lock (a failed exec), or not an exit: nothing to do.
                     _ => continue,
                 };
-                let waiter = reg
-                    .waiters
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&pid.as_raw());
                 // No waiter: an orphan we inherited as PID 1; reaping it is all it needed.
-                if let Some(tx) = waiter {
+                if let Some(tx) = waiters.remove(&pid.as_raw()) {
+                    drop(waiters);
                     let _ = tx.send(code);
                 }
             }

@@ -102,11 +102,18 @@ fn run_check(
 }
 
 fn ended(f: &process::Finished, timeout: std::time::Duration) -> String {
+    let killed = if f.left_behind.is_empty() {
+        String::new()
+    } else {
+        format!("; killed its process group: {}", f.left_behind.join(", "))
+    };
     if f.timed_out {
         format!(
-            "timed out after {}",
+            "timed out after {}{killed}",
             crate::config::duration::format(timeout)
         )
+    } else if f.interrupted {
+        format!("stopped because consul-render is stopping{killed}")
     } else {
         format!("exit code {}", f.code)
     }
@@ -204,6 +211,13 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
     let mut failures = Vec::new();
     for (job, argv) in commands {
         let shown = process::display(argv);
+        if process::stopping() {
+            failures.push(format!(
+                "command {shown:?} (template {}) not run: consul-render is stopping",
+                job.name
+            ));
+            continue;
+        }
         let timeout = job.config.command_timeout;
         match process::run(argv, &env, timeout) {
             Ok(f) if f.success() => {

@@ -171,6 +171,16 @@ pub async fn watch(
         stop: mut stop_signals,
         reload: mut reload_signal,
     } = Signals::new(&cfg)?;
+    // A stop signal that arrives while a delivery runs a command must not wait for it: this
+    // listener stops the command's group at once; the loop below then sees its own copy.
+    let mut interrupt = stop_signals
+        .iter()
+        .map(|(sig, _)| listen(*sig))
+        .collect::<Result<Vec<_>, _>>()?;
+    tokio::spawn(async move {
+        first_signal(&mut interrupt).await;
+        crate::process::stop_running();
+    });
     let mut fwd = if cfg.exec.is_some() {
         forward_listeners(&cfg)?
     } else {
