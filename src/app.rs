@@ -141,6 +141,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     if !cfg.once {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .thread_stack_size(crate::limits::RENDER_STACK)
             .enable_all()
             .build()
             .map_err(|e| Failure::Runtime(format!("starting the runtime: {e}")))?;

@@ -32,6 +32,7 @@ pub fn parse(src: &str) -> Result<Value, HclError> {
     let mut p = Parser {
         chars: src.chars().collect(),
         pos: 0,
+        depth: 0,
     };
     let body = p.body(false)?;
     Ok(Value::Object(body))
@@ -40,6 +41,8 @@ pub fn parse(src: &str) -> Result<Value, HclError> {
 struct Parser {
     chars: Vec<char>,
     pos: usize,
+    /// Open blocks and lists, bounded by `limits::HCL_NESTING` (the reader recurses).
+    depth: usize,
 }
 
 impl Parser {
@@ -100,7 +103,30 @@ impl Parser {
         Ok(())
     }
 
+    /// Enters one more block or list, refusing past `limits::HCL_NESTING`.
+    fn enter(&mut self) -> Result<(), HclError> {
+        self.depth += 1;
+        if self.depth > crate::limits::HCL_NESTING {
+            return Err(self.error(format!(
+                "blocks and lists nest deeper than {} levels",
+                crate::limits::HCL_NESTING
+            )));
+        }
+        Ok(())
+    }
+
     fn body(&mut self, nested: bool) -> Result<Map<String, Value>, HclError> {
+        if nested {
+            self.enter()?;
+        }
+        let map = self.body_items(nested)?;
+        if nested {
+            self.depth -= 1;
+        }
+        Ok(map)
+    }
+
+    fn body_items(&mut self, nested: bool) -> Result<Map<String, Value>, HclError> {
         let mut map = Map::new();
         loop {
             self.skip_trivia(true)?;
@@ -150,7 +176,9 @@ impl Parser {
             }
             Some('"') => {
                 let label = self.string()?;
+                self.enter()?;
                 let inner = self.item_value()?;
+                self.depth -= 1;
                 let mut map = Map::new();
                 map.insert(label, inner);
                 Ok(Value::Object(map))
@@ -169,12 +197,14 @@ impl Parser {
             }
             Some('[') => {
                 self.pos += 1;
+                self.enter()?;
                 let mut items = Vec::new();
                 loop {
                     self.skip_trivia(true)?;
                     match self.peek() {
                         Some(']') => {
                             self.pos += 1;
+                            self.depth -= 1;
                             return Ok(Value::Array(items));
                         }
                         None => return Err(self.error("expected ']' to close the list")),
@@ -391,6 +421,17 @@ EOT
         assert!(e.message.contains("strings need quotes"));
         let e = parse("consul {\n address = \"x\"\n").unwrap_err();
         assert!(e.message.contains("'}'"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        for (first, open) in [("", "a {"), ("a = ", "["), ("a ", "\"l\" ")] {
+            let src = format!("{first}{}", open.repeat(20_000));
+            let e = parse(&src).unwrap_err();
+            assert!(e.message.contains("nest deeper than 64"), "{open}: {e}");
+        }
+        let ok = format!("{}{}", "a {".repeat(60), "}".repeat(60));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]

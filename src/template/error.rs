@@ -43,13 +43,22 @@ impl fmt::Display for TemplateError {
             _ => write!(f, "{}: {}", self.file, self.message)?,
         }
         if let (Some(src), Some(col)) = (&self.source_line, self.column) {
-            let src = src.replace('\t', " ");
-            let pad: String = src
-                .chars()
-                .take(col.saturating_sub(1))
-                .map(|_| ' ')
-                .collect();
-            write!(f, "\n    {src}\n    {pad}^")?;
+            // A long line is shown as a window around the column.
+            const WIDTH: usize = 100;
+            let chars: Vec<char> = src.replace('\t', " ").chars().collect();
+            let col = col.saturating_sub(1).min(chars.len());
+            let start = col.saturating_sub(WIDTH / 2);
+            let end = (start + WIDTH).min(chars.len());
+            let mut shown: String = chars[start..end].iter().collect();
+            let mut pad = " ".repeat(col - start);
+            if start > 0 {
+                shown.insert(0, '…');
+                pad.push(' ');
+            }
+            if end < chars.len() {
+                shown.push('…');
+            }
+            write!(f, "\n    {shown}\n    {pad}^")?;
         }
         Ok(())
     }
@@ -71,5 +80,16 @@ mod tests {
             "boom".into(),
         );
         assert_eq!(e.to_string(), "t.hbs:2:3: boom\n      {{bad}}\n      ^");
+    }
+
+    #[test]
+    fn long_lines_are_windowed() {
+        let line = format!("{}{{{{bad}}}}{}", "x".repeat(500), "y".repeat(500));
+        let e = TemplateError::at("t.hbs", &line, Some(1), Some(501), "boom".into());
+        let text = e.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].chars().count() < 110, "{text}");
+        let caret = lines[2].chars().count() - 1;
+        assert_eq!(lines[1].chars().nth(caret), Some('{'), "{text}");
     }
 }

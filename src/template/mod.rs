@@ -2,6 +2,7 @@
 //! recording its dependencies, and reporting errors as `FILE:LINE:COL` with a caret.
 
 mod error;
+mod guard;
 pub mod helpers;
 pub mod scope;
 
@@ -42,15 +43,25 @@ impl Engine {
         strict: bool,
         sandbox: Option<PathBuf>,
     ) -> Result<Engine, TemplateError> {
+        let refused = |r: guard::Refused| {
+            TemplateError::at(file, source, Some(r.line), Some(r.column), r.message)
+        };
+        // handlebars' parser recurses on nesting: refuse what would exhaust the stack first.
+        guard::scan_nesting(source).map_err(refused)?;
         let mut hb = Handlebars::new();
         hb.register_escape_fn(handlebars::no_escape);
         hb.set_strict_mode(strict);
         hb.set_prevent_indent(true);
         helpers::register(&mut hb);
+        hb.register_helper(guard::PARTIAL_GUARD, Box::new(guard::PartialGuard));
         hb.register_template_string(MAIN, source).map_err(|e| {
             let (line, col) = e.pos().map_or((None, None), |(l, c)| (Some(l), Some(c)));
             TemplateError::at(file, source, line, col, syntax_message(&e))
         })?;
+        if let Some(mut t) = hb.get_template(MAIN).cloned() {
+            guard::guard_partials(&mut t).map_err(refused)?;
+            hb.register_template(MAIN, t);
+        }
         Ok(Engine {
             hb,
             file: file.to_string(),
@@ -62,21 +73,33 @@ impl Engine {
     /// Renders against `store`. A render that lacks data is returned with `missing` set.
     pub fn render(&self, store: Arc<Store>) -> Result<Rendered, TemplateError> {
         let scope = scope::Scope::enter(store, self.sandbox.clone());
-        let result = self.hb.render(MAIN, &());
+        let mut out = guard::Capped::default();
+        let result = self.hb.render_to_write(MAIN, &(), &mut out);
         let recorded = scope.finish();
         match result {
-            Ok(output) => Ok(Rendered {
-                output,
+            Ok(()) => Ok(Rendered {
+                output: String::from_utf8(out.bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
                 used: recorded.used,
                 missing: recorded.missing,
             }),
-            Err(e) => Err(TemplateError::at(
-                &self.file,
-                &self.source,
-                e.line_no,
-                e.column_no,
-                e.reason().to_string(),
-            )),
+            Err(e) => {
+                let message = if out.exceeded {
+                    format!(
+                        "the rendered output would be over the limit of {} MiB",
+                        crate::limits::OUTPUT_BYTES >> 20
+                    )
+                } else {
+                    e.reason().to_string()
+                };
+                Err(TemplateError::at(
+                    &self.file,
+                    &self.source,
+                    e.line_no,
+                    e.column_no,
+                    message,
+                ))
+            }
         }
     }
 
@@ -136,7 +159,7 @@ fn walk(t: &Template, found: &mut Found) {
 fn check_helper(h: &HelperTemplate, block: bool, pos: (usize, usize), found: &mut Found) {
     if let Parameter::Name(name) = &h.name {
         let is_call = block || !h.params.is_empty() || !h.hash.is_empty();
-        if is_call && !helpers::is_known(name) {
+        if is_call && !helpers::is_known(name) && name != guard::PARTIAL_GUARD {
             found.push((name.clone(), pos));
         }
     }

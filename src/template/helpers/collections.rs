@@ -210,6 +210,14 @@ fn contains_not_all(c: &Call) -> HelperResult {
 
 fn insert_path(root: &mut Map<String, Value>, path: &str, value: Value) -> Result<(), String> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.len() > crate::limits::VALUE_DEPTH {
+        return Err(format!(
+            "key {:?}… has {} segments, over the limit of {}",
+            path.chars().take(40).collect::<String>(),
+            parts.len(),
+            crate::limits::VALUE_DEPTH
+        ));
+    }
     let Some((last, dirs)) = parts.split_last() else {
         return Ok(());
     };

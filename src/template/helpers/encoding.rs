@@ -103,28 +103,45 @@ fn pretty(v: &Value) -> Result<String, String> {
     serde_json::to_string_pretty(v).map_err(|e| e.to_string())
 }
 
+/// Encoders recurse: refuse a value nested past `limits::VALUE_DEPTH` first.
+fn shallow(v: &Value) -> Result<(), String> {
+    if crate::limits::depth(v, crate::limits::VALUE_DEPTH) > crate::limits::VALUE_DEPTH {
+        return Err(format!(
+            "the value nests deeper than {} levels",
+            crate::limits::VALUE_DEPTH
+        ));
+    }
+    Ok(())
+}
+
 fn to_json(c: &Call) -> HelperResult {
+    shallow(c.arg(0))?;
     Ok(Value::String(go_escape(compact(c.arg(0))?)))
 }
 
 fn to_json_pretty(c: &Call) -> HelperResult {
+    shallow(c.arg(0))?;
     Ok(Value::String(go_escape(pretty(c.arg(0))?)))
 }
 
 fn to_unescaped_json(c: &Call) -> HelperResult {
+    shallow(c.arg(0))?;
     Ok(Value::String(compact(c.arg(0))?))
 }
 
 fn to_unescaped_json_pretty(c: &Call) -> HelperResult {
+    shallow(c.arg(0))?;
     Ok(Value::String(pretty(c.arg(0))?))
 }
 
 fn to_yaml(c: &Call) -> HelperResult {
+    shallow(c.arg(0))?;
     let y = serde_norway::to_string(c.arg(0)).map_err(|e| e.to_string())?;
     Ok(Value::String(y.trim_end().to_string()))
 }
 
 fn to_toml(c: &Call) -> HelperResult {
+    shallow(c.arg(0))?;
     let t = toml::to_string(c.arg(0)).map_err(|e| format!("cannot encode as TOML: {e}"))?;
     Ok(Value::String(t.trim_end().to_string()))
 }

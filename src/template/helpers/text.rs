@@ -1,6 +1,7 @@
 //! String helpers: `join`, `split`, `splitToMap`, `trim*`, case, `replaceAll`, regexes, `indent`.
 
 use super::{spec, to_text, Call, HelperResult, Spec};
+use crate::limits;
 use regex::Regex;
 use serde_json::{Map, Value};
 
@@ -29,6 +30,9 @@ fn s(v: String) -> HelperResult {
 fn join(c: &Call) -> HelperResult {
     let sep = c.str(0)?;
     let items: Vec<String> = c.list(1)?.iter().map(to_text).collect();
+    let seps = items.len().saturating_sub(1) as u128 * sep.len() as u128;
+    let total: u128 = items.iter().map(|i| i.len() as u128).sum::<u128>() + seps;
+    limits::helper_result("the joined string", total)?;
     s(items.join(sep))
 }
 
@@ -114,7 +118,17 @@ fn to_title(c: &Call) -> HelperResult {
 /// `replaceAll FROM TO S`.
 fn replace_all(c: &Call) -> HelperResult {
     let (from, to) = (c.str(0)?, c.str(1)?);
-    s(c.text(2)?.replace(from, to))
+    let input = c.text(2)?;
+    if to.len() > from.len() {
+        let count = if from.is_empty() {
+            input.chars().count() + 1
+        } else {
+            input.matches(from).count()
+        };
+        let grows = count as u128 * (to.len() - from.len()) as u128;
+        limits::helper_result("the replaced string", input.len() as u128 + grows)?;
+    }
+    s(input.replace(from, to))
 }
 
 fn compile(re: &str) -> Result<Regex, String> {
@@ -130,7 +144,19 @@ fn regex_match(c: &Call) -> HelperResult {
 fn regex_replace_all(c: &Call) -> HelperResult {
     let re = compile(c.str(0)?)?;
     let repl = c.str(1)?;
-    s(re.replace_all(&c.text(2)?, repl).into_owned())
+    let input = c.text(2)?;
+    // Expanded match by match, so a result past the limit is refused before it is all built.
+    let mut out = String::new();
+    let mut last = 0;
+    for caps in re.captures_iter(&input) {
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(&input[last..m.start()]);
+        caps.expand(repl, &mut out);
+        last = m.end();
+        limits::helper_result("the replaced string", out.len() as u128)?;
+    }
+    out.push_str(&input[last..]);
+    s(out)
 }
 
 /// `indent N S`: N spaces before every non-empty line.
@@ -139,10 +165,13 @@ fn indent(c: &Call) -> HelperResult {
     if n < 0 {
         return Err("indent value must be a positive integer".into());
     }
+    let text = c.text(1)?;
+    let starts = text.split('\n').filter(|l| !l.is_empty()).count() as u128;
+    limits::helper_result("the indented string", text.len() as u128 + starts * n as u128)?;
     let prefix = " ".repeat(n as usize);
     let mut out = String::new();
     let mut at_line_start = true;
-    for ch in c.text(1)?.chars() {
+    for ch in text.chars() {
         if at_line_start && ch != '\n' {
             out.push_str(&prefix);
         }
