@@ -85,6 +85,8 @@ pub struct Consul {
     pub max_stale: Duration,
     pub block_query_wait: Duration,
     pub max_connections: u32,
+    /// Largest answer body read (`limits::RESPONSE_BYTES` by default).
+    pub max_response_bytes: u64,
 }
 
 /// One template to render.
@@ -338,6 +340,7 @@ impl Config {
                 max_stale: Duration::from_secs(2),
                 block_query_wait: Duration::from_secs(60),
                 max_connections: 128,
+                max_response_bytes: crate::limits::RESPONSE_BYTES,
             },
             templates: Vec::new(),
             data: None,
@@ -542,6 +545,9 @@ impl Config {
         if let Some(n) = f.max_connections {
             self.consul.max_connections = n;
         }
+        if let Some(n) = f.max_response_bytes {
+            self.consul.max_response_bytes = n;
+        }
         if let Some(a) = &f.status_addr {
             self.status_addr = Some(a.clone());
         }
@@ -659,6 +665,12 @@ impl Config {
                 return Err(Origin::Flag("max-connections").error("", "must be at least 1"));
             }
             k.max_connections = v;
+        }
+        if let Some(v) = a.max_response_bytes {
+            if v == 0 {
+                return Err(Origin::Flag("max-response-bytes").error("", "must be at least 1"));
+            }
+            k.max_response_bytes = v;
         }
         for value in &a.template {
             let spec = template_spec::parse(value).map_err(ConfigError::Flag)?;

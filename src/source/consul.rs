@@ -28,6 +28,7 @@ pub struct ConsulSource {
     token: Option<Secret>,
     auth: Option<config::Auth>,
     max_stale: Duration,
+    max_response_bytes: u64,
     agent_node: tokio::sync::OnceCell<String>,
 }
 
@@ -61,6 +62,10 @@ impl ConsulSource {
             .pool_max_idle_per_host(cfg.max_connections as usize)
             .user_agent(concat!("consul-render/", env!("CARGO_PKG_VERSION")))
             .use_rustls_tls()
+            // The system's trust store (built with reqwest's native roots only), as Go's
+            // consul-template; a CA flag replaces it.
+            .tls_built_in_native_certs(true)
+            .redirect(same_origin_redirects())
             .no_proxy();
         let address = cfg.address.trim();
         let base = if let Some(path) = address.strip_prefix("unix://") {
@@ -91,6 +96,16 @@ impl ConsulSource {
             }
             (None, None) => None,
         };
+        if let Some(t) = &token {
+            // reqwest refuses such a header on every request; that is a configuration error.
+            if reqwest::header::HeaderValue::from_str(t.expose()).is_err() {
+                return Err(ConfigError::Flag(
+                    "the Consul token holds a character a header cannot carry (a newline or \
+                     another control character)"
+                        .into(),
+                ));
+            }
+        }
         let http = builder
             .build()
             .map_err(|e| ConfigError::Flag(format!("building the Consul client: {e}")))?;
@@ -100,6 +115,7 @@ impl ConsulSource {
             token,
             auth: cfg.auth.clone(),
             max_stale: cfg.max_stale,
+            max_response_bytes: cfg.max_response_bytes,
             agent_node: tokio::sync::OnceCell::new(),
         })
     }
@@ -183,16 +199,22 @@ impl ConsulSource {
         };
         let index = header("X-Consul-Index").unwrap_or(0);
         let last_contact = Duration::from_millis(header("X-Consul-LastContact").unwrap_or(0));
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| {
-                Failed::new(
-                    true,
-                    format!("GET {path}: reading the answer: {}", describe_transport(&e)),
-                )
-            })?
-            .to_vec();
+        if status.is_redirection() {
+            let to = resp
+                .headers()
+                .get("Location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("?");
+            return Err(Failed::new(
+                false,
+                format!(
+                    "GET {path}: {status} redirect to another origin ({to}) not followed: Consul's \
+                     API does not redirect, and the token is never sent elsewhere; use that \
+                     address as -consul-addr"
+                ),
+            ));
+        }
+        let body = self.read_body(resp, &path).await?;
         Ok((
             Answer {
                 status,
@@ -202,6 +224,38 @@ impl ConsulSource {
             },
             last_contact,
         ))
+    }
+
+    /// The answer's body, refusing one over `max_response_bytes` before it is all read.
+    async fn read_body(&self, mut resp: reqwest::Response, path: &str) -> Result<Vec<u8>, Failed> {
+        let limit = self.max_response_bytes;
+        let too_big = || {
+            Failed::new(
+                true,
+                format!("GET {path}: the answer is over the limit of {limit} bytes (-max-response-bytes)"),
+            )
+        };
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_big());
+        }
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() as u64 + chunk.len() as u64 > limit {
+                        return Err(too_big());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) => {
+                    return Err(Failed::new(
+                        true,
+                        format!("GET {path}: reading the answer: {}", describe_transport(&e)),
+                    ))
+                }
+            }
+        }
     }
 
     /// The agent's own node name, asked once.
@@ -331,6 +385,22 @@ impl Source for ConsulSource {
     }
 }
 
+/// Follows a redirect only within the origin the request went to: `X-Consul-Token` is our own
+/// header, which reqwest would carry to any host (it strips only `Authorization` and cookies).
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same || attempt.previous().len() > 5 {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
 fn parse_url(s: &str) -> Result<Url, ConfigError> {
     Url::parse(s).map_err(|e| ConfigError::Flag(format!("invalid Consul address {s:?}: {e}")))
 }
@@ -365,11 +435,23 @@ fn tls(
     let bad = |what: &str, p: &std::path::Path, e: reqwest::Error| {
         ConfigError::File(format!("{what} {}: {e}", p.display()))
     };
+    if ssl.ca_cert.is_some() || ssl.ca_path.is_some() {
+        // The given CA replaces the trust roots: a public CA must not vouch for the agent.
+        b = b.tls_built_in_root_certs(false);
+    }
+    let mut roots = 0;
     if let Some(ca) = &ssl.ca_cert {
-        for cert in reqwest::Certificate::from_pem_bundle(&read_file("CA certificate", ca)?)
-            .map_err(|e| bad("CA certificate", ca, e))?
-        {
+        let certs = reqwest::Certificate::from_pem_bundle(&read_file("CA certificate", ca)?)
+            .map_err(|e| bad("CA certificate", ca, e))?;
+        if certs.is_empty() {
+            return Err(ConfigError::File(format!(
+                "CA certificate {}: no PEM certificate in the file",
+                ca.display()
+            )));
+        }
+        for cert in certs {
             b = b.add_root_certificate(cert);
+            roots += 1;
         }
     }
     if let Some(dir) = &ssl.ca_path {
@@ -386,8 +468,15 @@ fn tls(
             if let Ok(certs) = reqwest::Certificate::from_pem_bundle(&pem) {
                 for cert in certs {
                     b = b.add_root_certificate(cert);
+                    roots += 1;
                 }
             }
+        }
+        if roots == 0 {
+            return Err(ConfigError::File(format!(
+                "CA path {}: no PEM certificate in the directory",
+                dir.display()
+            )));
         }
     }
     match (&ssl.cert, &ssl.key) {

@@ -17,6 +17,7 @@ fn kill_listed(d: &Dir, file: &str) {
         for pid in text.split_whitespace() {
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", pid])
+                .stderr(std::process::Stdio::null())
                 .status();
         }
     }
@@ -149,4 +150,191 @@ fn a_failed_exec_as_pid_1_with_an_orphan_alive_is_an_error_not_a_panic() {
         assert_ne!(run.code, 134, "round {round}: aborted\n{}", run.stderr);
         run.code(14).stderr_has("starting the exec child");
     }
+}
+
+// ----- servers that misbehave -----
+
+/// A raw HTTP/1.1 server on 127.0.0.1 for answers no Consul gives: each connection's request
+/// head is recorded, then `answer` writes the response. It stops accepting after 60 s.
+struct Stub {
+    port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Stub {
+    fn start(answer: fn(&mut std::net::TcpStream)) -> Stub {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(60) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let _ = conn.set_nonblocking(false);
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+                        match conn.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    seen.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&head).into_owned());
+                    answer(&mut conn);
+                });
+            }
+        });
+        Stub { port, requests }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn the_token_never_follows_a_redirect_to_another_origin() {
+    use std::io::Write;
+    static TARGET: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    let elsewhere = Stub::start(|conn| {
+        let _ = conn.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Consul-Index: 5\r\n\
+              Content-Length: 2\r\nConnection: close\r\n\r\n[]",
+        );
+    });
+    TARGET.set(elsewhere.port).expect("one redirect test");
+    let redirector = Stub::start(|conn| {
+        let port = TARGET.get().copied().unwrap_or(1);
+        let _ = write!(
+            conn,
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{port}/v1/kv/x\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    });
+    let d = Dir::new();
+    d.write("in.hbs", "{{key \"x\"}}\n");
+    let addr = format!("-consul-addr=127.0.0.1:{}", redirector.port);
+    d.run(&[
+        &addr,
+        "-consul-token=secret-token-1234",
+        "-template=in.hbs:out",
+        "-once",
+    ])
+    .code(14)
+    .stderr_has("redirect to another origin");
+    let sent = redirector.requests();
+    assert!(
+        sent.iter().any(|r| r.contains("secret-token-1234")),
+        "the agent itself gets the token: {sent:?}"
+    );
+    assert_eq!(elsewhere.requests(), Vec::<String>::new(), "another origin was asked");
+    assert!(!d.exists("out"));
+}
+
+/// The highest resident set of `pid` seen while polling it until it exits (KiB).
+fn peak_rss_until_exit(bg: &mut crate::support::Background, limit: Duration) -> (Option<i32>, u64) {
+    let status = format!("/proc/{}/status", bg.pid());
+    let mut peak = 0;
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(text) = std::fs::read_to_string(&status) {
+            if let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kb);
+            }
+        }
+        if let Some(code) = bg.wait_exit(Duration::from_millis(20)) {
+            return (Some(code), peak);
+        }
+    }
+    (None, peak)
+}
+
+#[test]
+fn an_endless_body_is_an_error_in_bounded_memory() {
+    use std::io::Write;
+    let server = Stub::start(|conn| {
+        let _ = conn.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Consul-Index: 5\r\n\
+              Transfer-Encoding: chunked\r\n\r\n",
+        );
+        let chunk = format!("10000\r\n{}\r\n", "[".repeat(0x10000));
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if conn.write_all(chunk.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    let d = Dir::new();
+    d.write("in.hbs", "{{key \"x\"}}\n");
+    let addr = format!("-consul-addr=127.0.0.1:{}", server.port);
+    let mut bg = d.spawn(&[
+        &addr,
+        "-template=in.hbs:out",
+        "-once",
+        "-once-timeout=20s",
+        "-consul-retry-attempts=1",
+        "-consul-retry-backoff=10ms",
+    ]);
+    let (code, peak_kib) = peak_rss_until_exit(&mut bg, Duration::from_secs(40));
+    assert_eq!(code, Some(14), "{}", bg.log());
+    assert!(bg.log().contains("over the limit of 67108864 bytes"), "{}", bg.log());
+    assert!(peak_kib < 200 * 1024, "peak RSS {peak_kib} KiB");
+    assert!(!d.exists("out"));
+}
+
+#[test]
+fn a_token_with_a_newline_is_a_configuration_error_not_a_retry() {
+    let d = Dir::new();
+    d.write("in.hbs", "{{key \"x\"}}\n");
+    let started = Instant::now();
+    d.run(&[
+        "-consul-addr=127.0.0.1:9",
+        "-consul-token=abc\ndef",
+        "-template=in.hbs:out",
+        "-once",
+    ])
+    .code(13)
+    .stderr_has("the Consul token holds a character a header cannot carry");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_ca_file_without_a_certificate_is_refused() {
+    let d = Dir::new();
+    d.write("in.hbs", "{{key \"x\"}}\n");
+    d.write("ca.pem", "not a certificate\n");
+    std::fs::create_dir_all(d.join("cadir")).unwrap();
+    d.write("cadir/README", "nothing here\n");
+    d.run(&[
+        "-consul-addr=https://127.0.0.1:9",
+        "-consul-ssl-ca-cert=ca.pem",
+        "-template=in.hbs:out",
+        "-once",
+    ])
+    .code(15)
+    .stderr_has("ca.pem: no PEM certificate");
+    d.run(&[
+        "-consul-addr=https://127.0.0.1:9",
+        "-consul-ssl-ca-path=cadir",
+        "-template=in.hbs:out",
+        "-once",
+    ])
+    .code(15)
+    .stderr_has("cadir: no PEM certificate");
 }
