@@ -128,6 +128,9 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         None => None,
     };
     let jobs = load_jobs(&cfg)?;
+    if !cfg.dry {
+        sweep_temp_files(&jobs);
+    }
     let data = match &cfg.data {
         Some(path) => Some(Arc::new(
             DataSource::load(path).map_err(|e| Failure::Config(format!("{e:#}")))?,
@@ -211,7 +214,29 @@ struct PidFile(std::path::PathBuf);
 impl PidFile {
     fn create(path: &std::path::Path) -> anyhow::Result<PidFile> {
         use anyhow::Context as _;
-        std::fs::write(path, std::process::id().to_string())
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Never through a symlink (as root that would overwrite its target), never blocking
+        // on a FIFO; only a regular file is written.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(nix::libc::ELOOP) => anyhow::anyhow!(
+                    "pid file {}: is a symbolic link; refusing to write through it",
+                    path.display()
+                ),
+                _ => anyhow::Error::new(e).context(format!("writing pid file {}", path.display())),
+            })?;
+        if !file.metadata()?.is_file() {
+            anyhow::bail!("pid file {}: not a regular file", path.display());
+        }
+        file.set_len(0)
+            .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()))
             .with_context(|| format!("writing pid file {}", path.display()))?;
         Ok(PidFile(path.to_path_buf()))
     }
@@ -220,6 +245,23 @@ impl PidFile {
 impl Drop for PidFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Removes temp files that a killed run left beside the destinations (over a minute old).
+fn sweep_temp_files(jobs: &[Job]) {
+    let mut dirs: Vec<std::path::PathBuf> = jobs
+        .iter()
+        .filter_map(|j| j.config.destination.as_deref())
+        .map(|d| match d.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        crate::output::sweep_stale(&dir, std::time::Duration::from_secs(60));
     }
 }
 

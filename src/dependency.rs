@@ -109,14 +109,17 @@ pub enum Dependency {
         dc: Option<String>,
         query: QueryParams,
     },
-    /// `file`: a local file's contents.
-    File(PathBuf),
+    /// `file`: a local file's contents, read within the template's `sandbox_path` if any.
+    File {
+        path: PathBuf,
+        sandbox: Option<PathBuf>,
+    },
 }
 
 impl Dependency {
     /// True when the value comes from Consul (or the data file standing in for it).
     pub fn is_consul(&self) -> bool {
-        !matches!(self, Dependency::File(_))
+        !matches!(self, Dependency::File { .. })
     }
 }
 
@@ -177,7 +180,7 @@ impl fmt::Display for Dependency {
             Dependency::KeyPrefix { prefix, dc, query } => {
                 write!(f, "kv.list({prefix}{})", suffix(dc, None, query))
             }
-            Dependency::File(p) => write!(f, "file({})", p.display()),
+            Dependency::File { path, .. } => write!(f, "file({})", path.display()),
         }
     }
 }

@@ -42,6 +42,16 @@ impl Candidate {
     /// Renames the candidate over the destination (keeping a `.bak` first when asked).
     pub fn install(self) -> Result<()> {
         let dest = self.dest;
+        // The temp file's name is public in a shared directory: install only what we wrote.
+        let ours = self.temp.as_file().metadata()?;
+        match fs::symlink_metadata(self.temp.path()) {
+            Ok(now) if now.is_file() && (now.dev(), now.ino()) == (ours.dev(), ours.ino()) => {}
+            _ => anyhow::bail!(
+                "{}: the temp file {} was replaced by someone else; nothing installed",
+                dest.display(),
+                self.temp.path().display()
+            ),
+        }
         if self.backup && dest.exists() {
             let bak = backup_path(&dest);
             let _ = fs::remove_file(&bak);
@@ -71,6 +81,38 @@ impl Candidate {
         }
         Ok(())
     }
+}
+
+/// The prefix of our temp files (`.consul-render-XXXXXX` beside the destination).
+const TEMP_PREFIX: &str = ".consul-render-";
+
+/// Removes our temp files older than `age` from `dir`: what a kill -9 between write and rename
+/// left. Younger ones may belong to a render in progress (ours or another instance's).
+pub fn sweep_stale(dir: &Path, age: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        // Regular files only (not followed through a symlink), untouched for `age`.
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|e| e >= age);
+        if meta.is_file() && old && fs::remove_file(entry.path()).is_ok() {
+            tracing::info!(file = %entry.path().display(), "removed a temp file an interrupted run left");
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// `DEST.bak`.
@@ -105,7 +147,7 @@ pub fn prepare(dest: &Path, contents: &[u8], opts: WriteOptions) -> Result<Optio
     }
     let existing = fs::metadata(dest).ok();
     let mut temp = tempfile::Builder::new()
-        .prefix(".consul-render-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(&dir)
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
     temp.write_all(contents)
@@ -115,7 +157,10 @@ pub fn prepare(dest: &Path, contents: &[u8], opts: WriteOptions) -> Result<Optio
         .perms
         .or_else(|| existing.as_ref().map(|m| m.mode() & 0o7777))
         .unwrap_or(0o644);
-    fs::set_permissions(temp.path(), fs::Permissions::from_mode(mode))
+    // On the open descriptor, not the path: whatever is renamed over the temp path meanwhile,
+    // only our own file's mode and owner change.
+    temp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
         .with_context(|| format!("setting mode {mode:o} on the new {}", dest.display()))?;
     if let Some(m) = &existing {
         if let Err(e) = std::os::unix::fs::fchown(temp.as_file(), Some(m.uid()), Some(m.gid())) {
@@ -225,6 +270,33 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("parent directory is missing"));
+    }
+
+    #[test]
+    fn a_replaced_temp_file_is_not_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "v").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+        let c = prepare(&dest, b"new", OPTS).unwrap().unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        fs::rename(&link, c.path()).unwrap();
+        let e = c.install().unwrap_err().to_string();
+        assert!(e.contains("was replaced by someone else"), "{e}");
+        assert!(!dest.exists());
+        assert_eq!(fs::metadata(&victim).unwrap().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn stale_temp_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".consul-render-abc"), "x").unwrap();
+        fs::write(dir.path().join("keep"), "x").unwrap();
+        assert_eq!(sweep_stale(dir.path(), std::time::Duration::from_secs(60)), 0);
+        assert_eq!(sweep_stale(dir.path(), std::time::Duration::ZERO), 1);
+        assert!(dir.path().join("keep").exists());
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl Watchers {
             if let Some(task) = self.tasks.remove(dep) {
                 task.abort();
             }
-            if let Dependency::File(path) = dep {
+            if let Dependency::File { path, .. } = dep {
                 self.files.forget(path);
             }
         }
@@ -170,12 +170,12 @@ impl Watchers {
                 continue;
             }
             let task = match dep {
-                Dependency::File(path) => {
+                Dependency::File { path, .. } => {
                     self.files.watch(dep.clone(), path);
                     let tx = self.shared.tx.clone();
-                    let (dep, path) = (dep.clone(), path.clone());
+                    let dep = dep.clone();
                     tokio::spawn(async move {
-                        let value = local::read(&path).ok().and_then(|f| f.value);
+                        let value = local::read_dependency(&dep);
                         let _ = tx.send(Event::Value(dep, value));
                     })
                 }
@@ -433,12 +433,10 @@ async fn settle(
                     if is_data && tx.send(Event::DataFile).is_err() {
                         return;
                     }
-                    if !deps.is_empty() {
-                        let value = local::read(&p).ok().and_then(|f| f.value);
-                        for dep in deps {
-                            if tx.send(Event::Value(dep, value.clone())).is_err() {
-                                return;
-                            }
+                    for dep in deps {
+                        let value = local::read_dependency(&dep);
+                        if tx.send(Event::Value(dep, value)).is_err() {
+                            return;
                         }
                     }
                 }

@@ -109,7 +109,9 @@ async fn futures_join(
     for dep in deps {
         set.push(async move {
             match dep {
-                Dependency::File(path) => local::read(path).map(|f| f.value),
+                Dependency::File { path, sandbox } => {
+                    local::read(path, sandbox.as_deref()).map(|f| f.value)
+                }
                 _ => retry::fetch(source, dep, None, policy)
                     .await
                     .map(|f| f.value),
@@ -155,7 +157,7 @@ fn describe(list: &[(String, Missing)]) -> String {
             (Missing::Absent(_), Dependency::Key { path, .. }) => {
                 format!("key {path:?} does not exist (use keyOrDefault \"{path}\" \"DEFAULT\" if it is optional)")
             }
-            (Missing::Absent(_), Dependency::File(p)) => {
+            (Missing::Absent(_), Dependency::File { path: p, .. }) => {
                 format!("file {} does not exist", p.display())
             }
             (Missing::Absent(_), _) => format!("{dep} does not exist"),

@@ -357,6 +357,7 @@ impl ConsulSource {
                     return Ok(fetched(None, a.index));
                 }
                 let pairs: Vec<KvPair> = ok_json(&a)?;
+                text_only(&pairs, &a.path)?;
                 Ok(fetched(pairs.first().map(model::kv_pair), a.index))
             }
             Dependency::KeyPrefix { prefix, dc, query } => {
@@ -369,9 +370,10 @@ impl ConsulSource {
                 } else {
                     ok_json(&a)?
                 };
+                text_only(&pairs, &a.path)?;
                 Ok(fetched(Some(model::kv_list(&pairs, prefix)), a.index))
             }
-            Dependency::File(_) => Err(Failed::new(
+            Dependency::File { .. } => Err(Failed::new(
                 false,
                 format!("{dep} is not a Consul dependency"),
             )),
@@ -399,6 +401,15 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
             attempt.follow()
         }
     })
+}
+
+/// Refuses KV values that are not UTF-8 text, naming the key (not worth a retry).
+fn text_only(pairs: &[KvPair], path: &str) -> Result<(), Failed> {
+    for p in pairs {
+        p.check_text()
+            .map_err(|why| Failed::new(false, format!("GET {path}: {why}")))?;
+    }
+    Ok(())
 }
 
 fn parse_url(s: &str) -> Result<Url, ConfigError> {

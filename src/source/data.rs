@@ -178,8 +178,12 @@ impl Catalog {
 
     /// Parses and checks data-file text.
     pub fn from_json(text: &str) -> Result<Catalog, String> {
+        // serde reads a struct from a JSON array too (by position): only an object is a data file.
+        if !text.trim_start().starts_with('{') {
+            return Err("must hold one JSON object ({\"services\": …, \"kv\": …})".into());
+        }
         let de = &mut serde_json::Deserializer::from_str(text);
-        let file: DataFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let file: DataFile = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if path == "." {
@@ -188,6 +192,8 @@ impl Catalog {
                 format!("{path}: {inner}")
             }
         })?;
+        de.end()
+            .map_err(|e| format!("unexpected content after the JSON object: {e}"))?;
         Self::from_file(file)
     }
 
@@ -410,7 +416,7 @@ impl Catalog {
                 };
                 Some(model::kv_list(&pairs, prefix))
             }
-            Dependency::File(_) => {
+            Dependency::File { .. } => {
                 return Err(SourceError::Fatal(format!(
                     "{dep} is not answered by the data file"
                 )))

@@ -1,22 +1,164 @@
 //! Local files for the `file` helper: contents, or `None` when the file does not exist.
+//!
+//! The file is opened first and judged by what was opened, never by its path alone: a FIFO or
+//! device is refused without blocking (opened non-blocking, then `fstat`), and the sandbox is
+//! checked against the opened file's real path (`/proc/self/fd`), so swapping a symlink between
+//! a check and the read cannot lead outside it.
 
+use crate::dependency::Dependency;
 use crate::source::{Fetched, SourceError};
 use serde_json::Value;
-use std::io::ErrorKind;
-use std::path::Path;
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 /// Reads a file for `file`. A missing file is `None` (the render waits or once mode fails);
-/// any other error (a directory, no permission) is an error naming the path.
-pub fn read(path: &Path) -> Result<Fetched, SourceError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Fetched {
-            value: Some(Value::String(String::from_utf8_lossy(&bytes).into_owned())),
-            index: 0,
-        }),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Fetched {
-            value: None,
-            index: 0,
-        }),
-        Err(e) => Err(SourceError::Fatal(format!("file {}: {e}", path.display()))),
+/// anything else that keeps it from being read (a directory, a FIFO, no permission, outside
+/// the sandbox, too large, not UTF-8) is an error naming the path.
+pub fn read(path: &Path, sandbox: Option<&Path>) -> Result<Fetched, SourceError> {
+    let fail = |why: String| SourceError::Fatal(format!("file {}: {why}", path.display()));
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Ok(Fetched {
+                value: None,
+                index: 0,
+            })
+        }
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail(format!(
+            "not a regular file ({}); file reads regular files only",
+            kind(&meta.file_type())
+        )));
+    }
+    if let Some(sandbox) = sandbox {
+        let opened = opened_path(&file, path).map_err(fail)?;
+        let root = sandbox
+            .canonicalize()
+            .map_err(|e| fail(format!("sandbox_path {}: {e}", sandbox.display())))?;
+        if !opened.starts_with(&root) {
+            return Err(fail(format!(
+                "'{}' is outside of sandbox {}",
+                opened.display(),
+                root.display()
+            )));
+        }
+    }
+    let limit = crate::limits::FILE_BYTES;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(fail(format!("larger than the limit of {} MiB", limit >> 20)));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "not UTF-8 text (invalid byte at offset {}); templates render text only",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    Ok(Fetched {
+        value: Some(Value::String(text)),
+        index: 0,
+    })
+}
+
+/// The value of a `file` dependency for a watcher: its contents, or `None` (missing, or an
+/// error, which is logged: the template waits as for a missing file).
+pub fn read_dependency(dep: &Dependency) -> Option<Value> {
+    let Dependency::File { path, sandbox } = dep else {
+        return None;
+    };
+    match read(path, sandbox.as_deref()) {
+        Ok(f) => f.value,
+        Err(e) => {
+            tracing::error!("{e}");
+            None
+        }
+    }
+}
+
+/// Where the open file really is: `/proc/self/fd/N`, or (without /proc) the path resolved
+/// again and checked to be the same file as the one opened.
+fn opened_path(file: &std::fs::File, path: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
+    if let Ok(p) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+        return Ok(p);
+    }
+    let resolved = path.canonicalize().map_err(|e| e.to_string())?;
+    let (a, b) = (
+        file.metadata().map_err(|e| e.to_string())?,
+        std::fs::metadata(&resolved).map_err(|e| e.to_string())?,
+    );
+    if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+        return Err("changed while it was being opened".into());
+    }
+    Ok(resolved)
+}
+
+fn kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifos_and_directories_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        // Not the mkfifo program: this test binary's reaper would take its exit status.
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let e = read(&fifo, None).unwrap_err().to_string();
+        assert!(e.contains("a FIFO"), "{e}");
+        let e = read(dir.path(), None).unwrap_err().to_string();
+        assert!(e.contains("a directory"), "{e}");
+        assert_eq!(read(&dir.path().join("none"), None).unwrap().value, None);
+    }
+
+    #[test]
+    fn the_sandbox_judges_the_opened_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("sandbox");
+        std::fs::create_dir(&inside).unwrap();
+        std::fs::write(dir.path().join("secret"), "s").unwrap();
+        std::fs::write(inside.join("ok"), "fine").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), inside.join("link")).unwrap();
+        let ok = read(&inside.join("ok"), Some(&inside)).unwrap();
+        assert_eq!(ok.value, Some(Value::String("fine".into())));
+        let e = read(&inside.join("link"), Some(&inside))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("outside of sandbox"), "{e}");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bin");
+        std::fs::write(&p, b"ok\xff\xfe").unwrap();
+        let e = read(&p, None).unwrap_err().to_string();
+        assert!(e.contains("not UTF-8 text (invalid byte at offset 2)"), "{e}");
     }
 }

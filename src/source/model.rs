@@ -106,7 +106,26 @@ pub struct KvPair {
 }
 
 impl KvPair {
-    /// The decoded value (invalid UTF-8 replaced, as a template can only print text).
+    /// `Err` naming the key when its value is not UTF-8 text (a template prints text only;
+    /// replacing the bytes would corrupt it silently).
+    pub fn check_text(&self) -> Result<(), String> {
+        let Some(b64) = &self.value else {
+            return Ok(());
+        };
+        match base64::engine::general_purpose::STANDARD.decode(b64) {
+            Ok(bytes) => std::str::from_utf8(&bytes).map(|_| ()).map_err(|e| {
+                format!(
+                    "the value of key {:?} is not UTF-8 text (invalid byte at offset {}); \
+                     templates render text only",
+                    self.key,
+                    e.valid_up_to()
+                )
+            }),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// The decoded value (`check_text` refuses what is not UTF-8 before it gets here).
     pub fn decoded(&self) -> String {
         match &self.value {
             None => String::new(),

@@ -156,7 +156,12 @@ fn decode(engine: &base64::engine::GeneralPurpose, input: &str) -> HelperResult 
     let bytes = engine
         .decode(input)
         .map_err(|e| format!("invalid base64: {e}"))?;
-    Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    String::from_utf8(bytes).map(Value::String).map_err(|e| {
+        format!(
+            "the decoded bytes are not UTF-8 text (invalid byte at offset {}); templates render text only",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 fn base64_decode(c: &Call) -> HelperResult {

@@ -57,10 +57,12 @@ fn file(c: &Call) -> HelperResult {
         return Err("the path cannot be empty".into());
     }
     let path = clean(raw);
-    if let Some(sandbox) = scope::sandbox() {
-        check_sandbox(&sandbox, &path)?;
+    let sandbox = scope::sandbox();
+    if let Some(sandbox) = &sandbox {
+        check_sandbox(sandbox, &path)?;
     }
-    let dep = Dependency::File(path);
+    // The sandbox is checked again on the file actually opened (`source::local`).
+    let dep = Dependency::File { path, sandbox };
     Ok(match scope::lookup(dep.clone()) {
         Lookup::Present(v) => v,
         Lookup::Pending => Value::String(String::new()),
