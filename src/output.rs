@@ -60,19 +60,34 @@ impl Candidate {
                     .with_context(|| format!("writing backup {}", bak.display()))?;
             }
         }
-        match self.temp.persist(&dest) {
-            Ok(_) => {}
+        let renamed = match self.temp.persist(&dest) {
+            Ok(_) => true,
             Err(e) if e.error.raw_os_error() == Some(nix::libc::EBUSY) => {
                 // A single-file bind mount cannot be renamed over: write it in place instead.
                 tracing::warn!(dest = %dest.display(), "destination is busy (a bind mount?): writing in place, not atomically");
                 let contents = fs::read(e.file.path()).context("reading the candidate file")?;
                 fs::write(&dest, contents)
                     .with_context(|| format!("writing {}", dest.display()))?;
+                false
             }
             Err(e) => {
                 return Err(e.error)
                     .with_context(|| format!("renaming the new file over {}", dest.display()))
             }
+        };
+        // The name may have been swapped between the check above and the rename: then what
+        // landed is not ours. Take it out again rather than leave someone else's file there.
+        match fs::symlink_metadata(&dest) {
+            Ok(now) if !renamed || (now.dev(), now.ino()) == (ours.dev(), ours.ino()) => {}
+            Ok(now) if !now.is_dir() => {
+                let _ = fs::remove_file(&dest);
+                anyhow::bail!(
+                    "{}: the temp file was replaced by someone else during the rename; removed \
+                     what was installed",
+                    dest.display()
+                );
+            }
+            _ => {}
         }
         if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
             if let Ok(d) = fs::File::open(dir) {

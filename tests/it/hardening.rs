@@ -338,3 +338,326 @@ fn a_ca_file_without_a_certificate_is_refused() {
     .code(15)
     .stderr_has("cadir: no PEM certificate");
 }
+
+// ----- hostile templates, data and config: errors, never aborts -----
+
+/// Asserts a run failed cleanly: the wanted code, no abort (134), no panic (101).
+#[track_caller]
+fn clean_failure(run: &crate::support::Run, code: i32, message: &str) {
+    assert_ne!(run.code, 134, "aborted\n{}", run.stderr);
+    assert_ne!(run.code, 101, "panicked\n{}", run.stderr);
+    run.code(code).stderr_has(message);
+}
+
+#[test]
+fn a_partial_that_includes_itself_is_refused_at_load_and_by_check() {
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    d.write("in.hbs", "{{#*inline \"r\"}}x{{> r}}{{/inline}}{{> r}}\n");
+    let run = d.run(&["-data=data.json", "-template=in.hbs:out", "-once"]);
+    clean_failure(&run, 15, "includes itself on every render");
+    let run = d.run(&["check", "-template=in.hbs:out"]);
+    clean_failure(&run, 15, "includes itself on every render");
+    assert!(!d.exists("out"));
+}
+
+#[test]
+fn recursion_through_a_block_stops_at_the_depth_limit() {
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    // Recursion the load cannot rule out (inside blocks), with blocks nested between levels.
+    let blocks = 90;
+    d.write(
+        "in.hbs",
+        &format!(
+            "{{{{#*inline \"r\"}}}}x{}{{{{#each (loop 1)}}}}{{{{> r}}}}{{{{/each}}}}{}{{{{/inline}}}}{{{{> r}}}}\n",
+            "{{#if true}}".repeat(blocks),
+            "{{/if}}".repeat(blocks)
+        ),
+    );
+    let run = d.run(&["-data=data.json", "-template=in.hbs:out", "-once"]);
+    clean_failure(&run, 14, "partials nest too deeply");
+}
+
+#[test]
+fn in_watch_mode_a_template_error_is_logged_and_the_other_templates_go_on() {
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    d.write("good.hbs", "{{key \"greeting\"}}\n");
+    d.write(
+        "bad.hbs",
+        "{{#*inline \"r\"}}{{#if true}}{{> r}}{{/if}}{{/inline}}{{> r}}{{indent 9223372036854775807 \"x\"}}\n",
+    );
+    let mut bg = d.spawn(&[
+        "-data=data.json",
+        "-template=good.hbs:good.out",
+        "-template=bad.hbs:bad.out",
+    ]);
+    wait_until("the good template", LIMIT, || d.exists("good.out"));
+    d.write("data.json", &DATA.replace("hello", "bye"));
+    wait_until("the good template again", LIMIT, || {
+        d.read("good.out") == "bye\n"
+    });
+    // A reload into a template refused at load keeps the running configuration.
+    d.write("good.hbs", "{{#*inline \"s\"}}{{> s}}{{/inline}}{{> s}}\n");
+    bg.signal("-HUP");
+    d.write("data.json", DATA);
+    wait_until("a render after the reload", LIMIT, || {
+        d.read("good.out") == "hello\n"
+    });
+    assert_eq!(bg.wait_exit(Duration::from_millis(100)), None, "{}", bg.log());
+    let log = bg.log();
+    assert!(log.contains("partials nest too deeply"), "{log}");
+    assert!(log.contains("reload failed"), "{log}");
+    assert!(!d.exists("bad.out"));
+}
+
+#[test]
+fn ten_thousand_nested_blocks_are_refused_at_once() {
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    d.write("in.hbs", &"{{#if true}}".repeat(10_000));
+    let started = Instant::now();
+    let run = d.run(&["-data=data.json", "-template=in.hbs:out", "-once"]);
+    clean_failure(&run, 15, "blocks nest deeper than 100 levels");
+    let run = d.run(&["check", "-template=in.hbs:out"]);
+    clean_failure(&run, 15, "blocks nest deeper than 100 levels");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn huge_helper_results_are_refused_before_allocating() {
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    for (template, message) in [
+        ("{{indent 9223372036854775807 \"x\"}}", "indent: the indented string would be"),
+        ("{{indent 1000000000 \"x\"}}", "over the limit of 64 MiB"),
+        (
+            "{{join (indent 100000 \" \") (loop 100000)}}",
+            "join: the joined string would be",
+        ),
+    ] {
+        d.write("in.hbs", template);
+        let run = d.run(&["-data=data.json", "-template=in.hbs:out", "-once"]);
+        clean_failure(&run, 14, message);
+    }
+}
+
+#[test]
+fn kv_keys_deeper_than_the_limit_are_an_error_for_explode_and_the_encoders() {
+    // Consul limits a value's size, not its key's length: anyone who may write KV can store
+    // such a key. (The data file stands in: an HTTP server's URI limit stops a 70 KB key.)
+    let deep = vec!["a"; 35_000].join("/");
+    let d = Dir::new();
+    d.write(
+        "data.json",
+        &serde_json::json!({"kv": {format!("deep/{deep}"): "v"}}).to_string(),
+    );
+    for template in [
+        "{{toJSON (explode (tree \"deep\"))}}",
+        "{{toTOML (explode (tree \"deep\"))}}",
+        "{{toYAML (explode (tree \"deep\"))}}",
+    ] {
+        d.write("in.hbs", template);
+        let run = d.run(&["-data=data.json", "-template=in.hbs:out", "-once"]);
+        clean_failure(&run, 14, "segments, over the limit of 128");
+    }
+}
+
+#[test]
+fn a_config_file_nested_20000_deep_is_refused() {
+    let d = Dir::new();
+    d.write("c.hcl", &"a {".repeat(20_000));
+    let run = d.run(&["-config=c.hcl", "-once"]);
+    clean_failure(&run, 15, "nest deeper than 64 levels");
+}
+
+// ----- files swapped and special -----
+
+#[test]
+fn file_on_a_fifo_ends_once_mode_with_an_error() {
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    let made = std::process::Command::new("mkfifo")
+        .arg(d.join("pipe"))
+        .status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    d.write("in.hbs", "{{file \"pipe\"}}\n");
+    let started = Instant::now();
+    let run = d.run(&[
+        "-data=data.json",
+        "-template=in.hbs:out",
+        "-once",
+        "-once-timeout=5s",
+    ]);
+    clean_failure(&run, 14, "not a regular file (a FIFO)");
+    assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+#[test]
+fn a_pid_file_that_is_a_symlink_is_refused_and_its_target_untouched() {
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    d.write("in.hbs", "x\n");
+    d.write("precious", "keep me\n");
+    std::os::unix::fs::symlink(d.join("precious"), d.join("run.pid")).unwrap();
+    let run = d.run(&[
+        "-data=data.json",
+        "-template=in.hbs:out",
+        "-pid-file=run.pid",
+        "-once",
+    ]);
+    clean_failure(&run, 14, "is a symbolic link; refusing");
+    assert_eq!(d.read("precious"), "keep me\n");
+}
+
+#[test]
+fn a_symlink_swapped_during_renders_never_leads_out_of_the_sandbox() {
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    d.write("secret", "SECRET\n");
+    d.write("box/ok", "fine\n");
+    d.write(
+        "c.hcl",
+        "template {\n  contents = \"{{file \\\"box/link\\\"}}\"\n  destination = \"out\"\n  sandbox_path = \"box\"\n}\n",
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, dir) = (stop.clone(), d.path().to_path_buf());
+        std::thread::spawn(move || {
+            let (link, tmp) = (dir.join("box/link"), dir.join("box/tmp"));
+            let mut inside = true;
+            let started = Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < Duration::from_secs(120)
+            {
+                let target = if inside { dir.join("box/ok") } else { dir.join("secret") };
+                let _ = std::fs::remove_file(&tmp);
+                if std::os::unix::fs::symlink(&target, &tmp).is_ok() {
+                    let _ = std::fs::rename(&tmp, &link);
+                }
+                inside = !inside;
+            }
+        })
+    };
+    let mut rendered = 0;
+    for _ in 0..150 {
+        let _ = std::fs::remove_file(d.join("out"));
+        let run = d.run(&["-config=c.hcl", "-data=data.json", "-once"]);
+        assert!(run.code == 0 || run.code == 14, "{run:?}");
+        if let Ok(out) = std::fs::read_to_string(d.join("out")) {
+            assert!(!out.contains("SECRET"), "rendered a file outside the sandbox");
+            rendered += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = swapper.join();
+    assert!(rendered > 0, "no render got through at all");
+}
+
+#[test]
+fn a_symlink_renamed_over_the_temp_file_never_changes_another_file() {
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    d.write("victim", "v\n");
+    std::fs::set_permissions(
+        d.join("victim"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    d.write(
+        "c.hcl",
+        "template {\n  source = \"in.hbs\"\n  destination = \"out/conf\"\n  perms = 0644\n}\n",
+    );
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = {
+        let (stop, dir) = (stop.clone(), d.path().to_path_buf());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < Duration::from_secs(120)
+            {
+                let Ok(entries) = std::fs::read_dir(dir.join("out")) else {
+                    continue;
+                };
+                for e in entries.flatten() {
+                    if e.file_name().to_string_lossy().starts_with(".consul-render-") {
+                        let link = dir.join(format!("out/l{n}"));
+                        n += 1;
+                        if std::os::unix::fs::symlink(dir.join("victim"), &link).is_ok() {
+                            let _ = std::fs::rename(&link, e.path());
+                        }
+                    }
+                }
+            }
+        })
+    };
+    for i in 0..100 {
+        d.write("in.hbs", &format!("render {i}\n"));
+        let run = d.run(&["-config=c.hcl", "-data=data.json", "-once"]);
+        assert!(run.code == 0 || run.code == 14, "{run:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = attacker.join();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::symlink_metadata(d.join("victim")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the victim's mode changed");
+    assert_eq!(d.read("victim"), "v\n");
+    let dest = std::fs::symlink_metadata(d.join("out/conf"));
+    assert!(
+        dest.as_ref().map_or(true, |m| m.is_file()),
+        "the destination became a symlink"
+    );
+}
+
+#[test]
+fn stale_temp_files_are_swept_at_start_and_fresh_ones_kept() {
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    d.write("in.hbs", "x\n");
+    let old = d.write(".consul-render-old123", "partial");
+    let fresh = d.write(".consul-render-new456", "in progress");
+    let two_minutes_ago = std::time::SystemTime::now() - Duration::from_secs(120);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(two_minutes_ago)
+        .unwrap();
+    d.run(&["-data=data.json", "-template=in.hbs:out", "-once"])
+        .code(0);
+    assert!(!old.exists(), "the stale temp file is still there");
+    assert!(fresh.exists(), "a fresh temp file was removed");
+}
+
+// ----- data that is not what it claims -----
+
+#[test]
+fn a_data_file_with_trailing_content_or_an_array_is_a_configuration_error() {
+    let d = Dir::new();
+    d.write("in.hbs", "{{key \"a\"}}\n");
+    d.write("trailing.json", "{\"kv\":{\"a\":\"1\"}} garbage");
+    let run = d.run(&["-data=trailing.json", "-template=in.hbs:out", "-once"]);
+    clean_failure(&run, 15, "unexpected content after the JSON object");
+    d.write("array.json", "[{\"kv\":{\"a\":\"1\"}}]");
+    let run = d.run(&["-data=array.json", "-template=in.hbs:out", "-once"]);
+    clean_failure(&run, 15, "must hold one JSON object");
+}
+
+#[test]
+fn kv_values_that_are_not_utf8_are_an_error_naming_the_key() {
+    let c = crate::support::Consul::start();
+    c.put_kv_bytes("bin/blob", b"ok\xff\xfe");
+    c.put_kv("bin/text", "fine");
+    let d = Dir::new();
+    let addr = format!("-consul-addr={}", c.addr);
+    d.write("in.hbs", "{{key \"bin/blob\"}}\n");
+    let run = d.run(&[&addr, "-template=in.hbs:out", "-once"]);
+    clean_failure(&run, 14, "the value of key \"bin/blob\" is not UTF-8 text");
+    d.write("in.hbs", "{{key \"bin/text\"}}\n");
+    d.run(&[&addr, "-template=in.hbs:out", "-once"]).code(0);
+    assert_eq!(d.read("out"), "fine\n");
+}

@@ -278,7 +278,12 @@ impl Consul {
 
     /// `PUT /v1/kv/KEY`.
     pub fn put_kv(&self, key: &str, value: &str) {
-        self.put(&format!("/v1/kv/{key}"), value.as_bytes().to_vec());
+        self.put_kv_bytes(key, value.as_bytes());
+    }
+
+    /// `PUT /v1/kv/KEY` with any bytes (Consul stores values as bytes).
+    pub fn put_kv_bytes(&self, key: &str, value: &[u8]) {
+        self.put(&format!("/v1/kv/{key}"), value.to_vec());
     }
 
     /// Registers a container's port as Registrator does: name from `SERVICE_<port>_NAME`, ID
