@@ -309,7 +309,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(".consul-render-abc"), "x").unwrap();
         fs::write(dir.path().join("keep"), "x").unwrap();
-        assert_eq!(sweep_stale(dir.path(), std::time::Duration::from_secs(60)), 0);
+        assert_eq!(
+            sweep_stale(dir.path(), std::time::Duration::from_secs(60)),
+            0
+        );
         assert_eq!(sweep_stale(dir.path(), std::time::Duration::ZERO), 1);
         assert!(dir.path().join("keep").exists());
     }

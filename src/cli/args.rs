@@ -174,7 +174,11 @@ pub struct Args {
     pub max_connections: Option<u32>,
 
     /// Largest Consul answer read, in bytes (default 64 MiB); a larger one is an error.
-    #[arg(long = "max-response-bytes", value_name = "BYTES", help_heading = "Consul")]
+    #[arg(
+        long = "max-response-bytes",
+        value_name = "BYTES",
+        help_heading = "Consul"
+    )]
     pub max_response_bytes: Option<u64>,
 
     // ----- Templates and modes -----

@@ -57,7 +57,10 @@ pub fn read(path: &Path, sandbox: Option<&Path>) -> Result<Fetched, SourceError>
         .read_to_end(&mut bytes)
         .map_err(|e| fail(e.to_string()))?;
     if bytes.len() as u64 > limit {
-        return Err(fail(format!("larger than the limit of {} MiB", limit >> 20)));
+        return Err(fail(format!(
+            "larger than the limit of {} MiB",
+            limit >> 20
+        )));
     }
     let text = String::from_utf8(bytes).map_err(|e| {
         fail(format!(
@@ -159,6 +162,9 @@ mod tests {
         let p = dir.path().join("bin");
         std::fs::write(&p, b"ok\xff\xfe").unwrap();
         let e = read(&p, None).unwrap_err().to_string();
-        assert!(e.contains("not UTF-8 text (invalid byte at offset 2)"), "{e}");
+        assert!(
+            e.contains("not UTF-8 text (invalid byte at offset 2)"),
+            "{e}"
+        );
     }
 }

@@ -59,7 +59,9 @@ pub fn scan_nesting(source: &str) -> Result<(), Refused> {
                 None => bytes.len(),
             }
         } else if rest.starts_with("{{!--") || rest.starts_with("{{~!--") {
-            find(open, "--}}").or_else(|| find(open, "--~}}")).map_or(bytes.len(), |e| e + 4)
+            find(open, "--}}")
+                .or_else(|| find(open, "--~}}"))
+                .map_or(bytes.len(), |e| e + 4)
         } else if rest.starts_with("{{!") || rest.starts_with("{{~!") {
             find(open, "}}").map_or(bytes.len(), |e| e + 2)
         } else {

@@ -4,6 +4,7 @@ mod blue_green;
 mod cli;
 mod consul;
 mod exec;
+mod fuzz;
 mod hardening;
 mod helpers;
 mod nginx;

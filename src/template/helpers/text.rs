@@ -167,7 +167,10 @@ fn indent(c: &Call) -> HelperResult {
     }
     let text = c.text(1)?;
     let starts = text.split('\n').filter(|l| !l.is_empty()).count() as u128;
-    limits::helper_result("the indented string", text.len() as u128 + starts * n as u128)?;
+    limits::helper_result(
+        "the indented string",
+        text.len() as u128 + starts * n as u128,
+    )?;
     let prefix = " ".repeat(n as usize);
     let mut out = String::new();
     let mut at_line_start = true;

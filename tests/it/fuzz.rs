@@ -1,0 +1,204 @@
+//! Property and fuzz targets on stable Rust (proptest): every parser and decoder that reads
+//! what a user, a config file, a data file or a Consul agent hands us must return `Ok` or
+//! `Err` for any input, never panic, abort or hang. Each target runs `FUZZ_CASES` cases
+//! (default 256) in `cargo test`; a longer run is
+//! `FUZZ_CASES=20000 cargo test --release --test it fuzz`.
+
+use consul_render::config::{duration, hcl};
+use consul_render::dependency;
+use consul_render::source::data::Catalog;
+use consul_render::source::model::{self, CatalogNode, HealthEntry, KvPair, Node};
+use consul_render::template::{helpers, Engine, Store};
+use proptest::prelude::*;
+use serde_json::Value;
+use std::sync::Arc;
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256);
+    ProptestConfig {
+        cases,
+        // Failures are reported with their input; no files written beside the tests.
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Any JSON value, up to a few levels deep.
+fn json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        "[ -~]{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map("[A-Za-z]{1,10}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Text made mostly of the characters that matter to the grammar under test.
+fn text_of(alphabet: &'static str, max: usize) -> impl Strategy<Value = String> {
+    let chars: Vec<char> = alphabet.chars().collect();
+    prop::collection::vec(
+        prop_oneof![
+            4 => prop::sample::select(chars),
+            1 => any::<char>(),
+        ],
+        0..max,
+    )
+    .prop_map(|v| v.into_iter().collect())
+}
+
+/// A template built from handlebars pieces: text, helper calls with random arguments,
+/// blocks, subexpressions and partials, balanced or not.
+fn template() -> impl Strategy<Value = String> {
+    let names: Vec<&'static str> = helpers::all().map(|s| s.name).collect();
+    let arg = prop_oneof![
+        "[a-z0-9/.@_-]{0,8}".prop_map(|s| format!("{s:?}")),
+        (-5i64..1000).prop_map(|n| n.to_string()),
+        Just("this".to_string()),
+        Just("@index".to_string()),
+        Just("(loop 3)".to_string()),
+        Just("(service \"web\")".to_string()),
+        Just("(tree \"app\")".to_string()),
+    ];
+    let call = (
+        prop::sample::select(names),
+        prop::collection::vec(arg, 0..4),
+    )
+        .prop_map(|(n, a)| format!("{n} {}", a.join(" ")));
+    let piece = prop_oneof![
+        "[ -~\n]{0,10}",
+        call.clone().prop_map(|c| format!("{{{{{c}}}}}")),
+        call.clone().prop_map(|c| format!(
+            "{{{{#each ({c})}}}}{{{{@index}}}}:{{{{this}}}}{{{{else}}}}none{{{{/each}}}}"
+        )),
+        call.prop_map(|c| format!("{{{{#if ({c})}}}}y{{{{else}}}}n{{{{/if}}}}")),
+        Just("{{#with (service \"web\")}}{{len this}}{{/with}}".to_string()),
+        Just("{{#*inline \"p\"}}[{{this}}]{{/inline}}{{> p}}".to_string()),
+        Just("{{#each (loop 2)}}".to_string()),
+        Just("{{/each}}".to_string()),
+        Just("{{{{raw}}}}{{x}}{{{{/raw}}}}".to_string()),
+        Just("{{!-- c --}}".to_string()),
+        Just("{{~ toJSON (explode (tree \"app\")) ~}}".to_string()),
+    ];
+    prop::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+}
+
+const DATA: &str = r#"{"nodes": [{"Node": "n1", "Address": "10.0.0.1"}],
+  "services": [{"Node": "n1", "ID": "web-1", "Service": "web", "Port": 80, "Tags": ["a", "b"]}],
+  "kv": {"app/a": "1", "app/b/c": "two", "greeting": "hello"}}"#;
+
+/// Renders `src` as once mode does (a few passes, answering dependencies from the data file).
+fn render_passes(src: &str, catalog: &Catalog) {
+    let Ok(engine) = Engine::compile("fuzz.hbs", src, false, None) else {
+        return;
+    };
+    let _ = engine.unknown_helpers();
+    let mut store = Store::new();
+    for _ in 0..4 {
+        let Ok(r) = engine.render(Arc::new(store.clone())) else {
+            return;
+        };
+        if r.missing.is_empty() {
+            return;
+        }
+        for dep in r.used {
+            if let std::collections::hash_map::Entry::Vacant(slot) = store.entry(dep) {
+                let value = catalog.answer(slot.key()).ok().flatten();
+                slot.insert(value);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn fuzz_go_flag_rewrite(tokens in prop::collection::vec(prop_oneof![
+        "-{1,2}(template|consul-addr|consul|once|retry|log-level|exec|wait|dry|kill-signal|max-stale)(=[ -~]{0,8})?",
+        "[ -~]{0,10}",
+        Just("--".to_string()),
+        Just("check".to_string()),
+    ], 0..8)) {
+        let mut argv = vec!["consul-render".to_string()];
+        argv.extend(tokens);
+        let cmd = <consul_render::cli::Args as clap::CommandFactory>::command();
+        if let Ok(rewritten) = consul_render::cli::rewrite(&argv, &cmd) {
+            let _ = cmd.try_get_matches_from(&rewritten.args);
+        }
+    }
+
+    #[test]
+    fn fuzz_hcl_reader(src in text_of("{}[]=\"#/*\n ,.:-0123abcx<EOT\\", 200)) {
+        let _ = hcl::parse(&src);
+    }
+
+    #[test]
+    fn fuzz_query_grammar(q in text_of("abc.-_?=&@~|,/012 web passing any", 40)) {
+        let _ = dependency::parse_service(&q);
+        let _ = dependency::parse_catalog("nodes", &q, true);
+        let _ = dependency::parse_node(&q);
+        let _ = dependency::parse_kv("key", &q);
+    }
+
+    #[test]
+    fn fuzz_duration_parser(s in text_of("0123456789.smhunµ- ", 16)) {
+        if let Ok(d) = duration::parse(&s) {
+            // What we print, we read back.
+            prop_assert_eq!(duration::parse(&duration::format(d)), Ok(d));
+        }
+    }
+
+    #[test]
+    fn fuzz_data_file_loader(v in json(), raw in text_of("{}[]\":,0123abc ", 60)) {
+        let _ = Catalog::from_json(&v.to_string());
+        let wrapped = serde_json::json!({"services": v.clone(), "kv": v.clone(), "nodes": v});
+        let _ = Catalog::from_json(&wrapped.to_string());
+        let _ = Catalog::from_json(&raw);
+    }
+
+    #[test]
+    fn fuzz_template_compile_and_render(src in template()) {
+        let catalog = Catalog::from_json(DATA).map_err(TestCaseError::fail)?;
+        render_passes(&src, &catalog);
+    }
+
+    #[test]
+    fn fuzz_raw_template_text(src in text_of("{}#/>*~!()\"' eachifwthlo=", 80)) {
+        let catalog = Catalog::from_json(DATA).map_err(TestCaseError::fail)?;
+        render_passes(&src, &catalog);
+    }
+
+    #[test]
+    fn fuzz_consul_json_decoding(v in json(), bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let q = dependency::parse_service("web").map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for body in [v.to_string().into_bytes(), bytes] {
+            if let Ok(entries) = serde_json::from_slice::<Vec<HealthEntry>>(&body) {
+                let _ = model::instances(&entries, &q);
+            }
+            if let Ok(nodes) = serde_json::from_slice::<Vec<Node>>(&body) {
+                let _ = model::nodes(&nodes, false);
+            }
+            if let Ok(Some(node)) = serde_json::from_slice::<Option<CatalogNode>>(&body) {
+                let _ = model::node(&node);
+            }
+            if let Ok(pairs) = serde_json::from_slice::<Vec<KvPair>>(&body) {
+                for p in &pairs {
+                    let _ = p.check_text();
+                }
+                let _ = model::kv_list(&pairs, "app");
+            }
+        }
+    }
+}
