@@ -50,12 +50,18 @@ pub fn parse(input: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos(total.round() as u64))
 }
 
-/// Formats a duration as Go would accept it (`60s`, `1500ms`), for Consul's `wait=` parameter.
+/// Formats a duration exactly as Go would accept it (`60s`, `1500ms`, `250us`), for Consul's
+/// `wait=` parameter and messages. (It once printed `1us` as `0ms`, found by the fuzz target.)
 pub fn format(d: Duration) -> String {
-    if d.subsec_millis() == 0 && d.subsec_nanos() == 0 {
+    let nanos = d.subsec_nanos();
+    if nanos == 0 {
         format!("{}s", d.as_secs())
-    } else {
+    } else if nanos % 1_000_000 == 0 {
         format!("{}ms", d.as_millis())
+    } else if nanos % 1_000 == 0 {
+        format!("{}us", d.as_micros())
+    } else {
+        format!("{}ns", d.as_nanos())
     }
 }
 
@@ -124,5 +130,7 @@ mod tests {
     fn formats_for_consul() {
         assert_eq!(format(Duration::from_secs(60)), "60s");
         assert_eq!(format(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format(Duration::from_micros(1)), "1us");
+        assert_eq!(format(Duration::from_nanos(1_000_001)), "1000001ns");
     }
 }
