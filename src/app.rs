@@ -281,12 +281,25 @@ fn load_jobs(cfg: &Config) -> Result<Vec<Job>, Failure> {
                 }
             },
         };
-        match Engine::compile(&name, &text, t.error_on_missing_key, t.sandbox_path.clone()) {
-            Ok(engine) => jobs.push(Job {
-                config: t.clone(),
-                engine,
-                name,
-            }),
+        let opts = crate::template::Options {
+            strict: t.error_on_missing_key,
+            sandbox: t.sandbox_path.clone(),
+            denylist: t.function_denylist.clone(),
+        };
+        match Engine::compile(&name, &text, &opts) {
+            Ok(engine) => {
+                // Unknown and denied helpers are load errors, as a syntax error is.
+                let problems = engine.problems();
+                if problems.is_empty() {
+                    jobs.push(Job {
+                        config: t.clone(),
+                        engine,
+                        name,
+                    });
+                } else {
+                    errors.extend(problems.iter().map(ToString::to_string));
+                }
+            }
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -297,17 +310,9 @@ fn load_jobs(cfg: &Config) -> Result<Vec<Job>, Failure> {
     }
 }
 
-/// `-parse-only` / `check`: every syntax error and unknown helper, contacting nothing.
+/// `-parse-only` / `check`: every syntax error and unknown or denied helper, contacting nothing.
 fn check_templates(cfg: &Config) -> Result<ExitCode, Failure> {
     let jobs = load_jobs(cfg)?;
-    let problems: Vec<String> = jobs
-        .iter()
-        .flat_map(|j| j.engine.unknown_helpers())
-        .map(|e| e.to_string())
-        .collect();
-    if !problems.is_empty() {
-        return Err(Failure::Config(problems.join("\n")));
-    }
     tracing::info!(templates = jobs.len(), "templates parsed without errors");
     Ok(ExitCode::SUCCESS)
 }

@@ -95,8 +95,8 @@ pub enum Dependency {
         dc: Option<String>,
         query: QueryParams,
     },
-    /// `datacenters`.
-    Datacenters,
+    /// `datacenters`, or `datacenters true`: only those that answer a query.
+    Datacenters { ignore_failing: bool },
     /// `key`, `keyExists`, `keyOrDefault`: one KV entry.
     Key {
         path: String,
@@ -173,7 +173,9 @@ impl fmt::Display for Dependency {
                 name.as_deref().unwrap_or(""),
                 suffix(dc, None, query)
             ),
-            Dependency::Datacenters => write!(f, "catalog.datacenters"),
+            Dependency::Datacenters { ignore_failing } => {
+                write!(f, "catalog.datacenters(ignore_failing={ignore_failing})")
+            }
             Dependency::Key { path, dc, query } => {
                 write!(f, "kv.block({path}{})", suffix(dc, None, query))
             }
@@ -345,13 +347,19 @@ pub fn parse_kv(
     input: &str,
 ) -> Result<(String, Option<String>, QueryParams), QueryError> {
     static RE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^/?(?P<key>[^@?]*)(\?(?P<query>[\w\-=&]+))?(@(?P<dc>[\w.\-]+))?$")
+        // consul-template's keyRe/prefixRe: at least one character of key before `?` or `@`
+        // (`"@dc1"` alone is not a query; `"/"` is the root).
+        Regex::new(r"^/?(?P<key>[^@?]+)(\?(?P<query>[\w\-=&]+))?(@(?P<dc>[\w.\-]+))?$")
             .expect("static regex")
     });
     let caps = RE
         .captures(input)
         .ok_or_else(|| qerr(kind, input, "expected path[?query][@dc]"))?;
-    let key = caps.name("key").map(|m| m.as_str()).unwrap_or_default();
+    let key = caps
+        .name("key")
+        .map(|m| m.as_str())
+        .unwrap_or_default()
+        .trim_start_matches('/');
     Ok((
         key.to_string(),
         caps.name("dc").map(|m| m.as_str().to_string()),

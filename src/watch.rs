@@ -222,7 +222,7 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket) {
     let mut delays: Option<Box<dyn Iterator<Item = Duration> + Send>> = None;
     let mut failures: u32 = 0;
     // Consul has no blocking query for the datacenter list: fetch it once, then stay idle.
-    let blocking = !matches!(dep, Dependency::Datacenters);
+    let blocking = !matches!(dep, Dependency::Datacenters { .. });
     loop {
         if let Some(at) = last_fetch {
             tokio::time::sleep_until(at + MIN_INTERVAL).await;

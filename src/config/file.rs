@@ -161,6 +161,8 @@ pub struct TemplateFile {
     pub user: Option<String>,
     pub group: Option<String>,
     pub sandbox_path: Option<String>,
+    #[serde(default, alias = "function_blacklist")]
+    pub function_denylist: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

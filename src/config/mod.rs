@@ -108,6 +108,8 @@ pub struct Template {
     /// consul-template's per-template `error_fatal` (watch mode); `-template-error-fatal` wins.
     pub error_fatal: Option<bool>,
     pub sandbox_path: Option<PathBuf>,
+    /// `function_denylist` (`function_blacklist`): helpers this template may not call.
+    pub function_denylist: Vec<String>,
 }
 
 impl Template {
@@ -127,6 +129,7 @@ impl Template {
             error_on_missing_key: false,
             error_fatal: None,
             sandbox_path: None,
+            function_denylist: Vec::new(),
         }
     }
 }
@@ -475,6 +478,7 @@ impl Config {
                 error_on_missing_key: t.error_on_missing_key.unwrap_or(false),
                 error_fatal: t.error_fatal,
                 sandbox_path: t.sandbox_path.as_ref().map(PathBuf::from),
+                function_denylist: t.function_denylist.clone(),
             });
         }
         if let Some(w) = &f.wait {

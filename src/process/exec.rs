@@ -4,6 +4,7 @@
 //! code becomes ours. Waiting goes through the one reaper.
 
 use crate::config::Exec;
+use crate::glob;
 use crate::process::{command_for, display, reaper, split_words};
 use anyhow::{Context, Result};
 use nix::sys::signal::{kill, killpg, Signal};
@@ -20,20 +21,6 @@ pub struct ExecChild {
     exit: watch::Receiver<Option<i32>>,
 }
 
-/// Go-style glob with `*` and `?`, for the environment allow and deny lists.
-fn glob(pattern: &str, name: &str) -> bool {
-    fn m(p: &[u8], n: &[u8]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => m(&p[1..], n) || (!n.is_empty() && m(p, &n[1..])),
-            (Some(b'?'), Some(_)) => m(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => m(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
-    m(pattern.as_bytes(), name.as_bytes())
-}
-
 /// The child's environment: ours (or none, pristine), filtered by the allow and deny lists,
 /// plus the custom variables and consul-template's Consul variables.
 pub fn environment(cfg: &Exec, consul_env: &[(String, String)]) -> Vec<(String, String)> {
@@ -43,9 +30,9 @@ pub fn environment(cfg: &Exec, consul_env: &[(String, String)]) -> Vec<(String, 
         std::env::vars().collect()
     };
     if !cfg.env_allowlist.is_empty() {
-        env.retain(|(k, _)| cfg.env_allowlist.iter().any(|g| glob(g, k)));
+        env.retain(|(k, _)| cfg.env_allowlist.iter().any(|g| glob::matches(g, k)));
     }
-    env.retain(|(k, _)| !cfg.env_denylist.iter().any(|g| glob(g, k)));
+    env.retain(|(k, _)| !cfg.env_denylist.iter().any(|g| glob::matches(g, k)));
     for kv in &cfg.env_custom {
         if let Some((k, v)) = kv.split_once('=') {
             env.retain(|(name, _)| name != k);
@@ -147,15 +134,6 @@ pub fn splay(max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob("CONSUL_*", "CONSUL_HTTP_ADDR"));
-        assert!(glob("A?C", "ABC"));
-        assert!(!glob("A?C", "ABBC"));
-        assert!(glob("*", ""));
-        assert!(!glob("PATH", "PATHX"));
-    }
 
     #[test]
     fn environment_filters() {

@@ -195,7 +195,7 @@ mod tests {
     fn job(src: &str) -> Job {
         Job {
             config: Template::new(crate::config::TemplateSource::Inline(src.into())),
-            engine: Engine::compile("t", src, false, None).unwrap(),
+            engine: Engine::compile("t", src, &crate::template::Options::default()).unwrap(),
             name: "t".into(),
         }
     }

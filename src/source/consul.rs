@@ -340,14 +340,34 @@ impl ConsulSource {
                     .get(&["catalog", "node", &name], common(dc, None, query), block)
                     .await?;
                 let node: Option<CatalogNode> = ok_json(&a)?;
-                Ok(fetched(node.as_ref().map(model::node), a.index))
+                let value = node.as_ref().map_or_else(model::empty_node, model::node);
+                Ok(fetched(Some(value), a.index))
             }
-            Dependency::Datacenters => {
+            Dependency::Datacenters { ignore_failing } => {
                 let a = self
                     .get(&["catalog", "datacenters"], Vec::new(), None)
                     .await?;
                 let mut dcs: Vec<String> = ok_json(&a)?;
                 dcs.sort();
+                if *ignore_failing {
+                    // consul-template asks each for its services (consistent) and keeps those
+                    // that answer.
+                    let mut answering = Vec::with_capacity(dcs.len());
+                    for dc in dcs {
+                        let q = vec![
+                            ("dc".to_string(), dc.clone()),
+                            ("consistent".to_string(), String::new()),
+                        ];
+                        if self
+                            .send(&["catalog", "services"], &q, REQUEST_TIMEOUT)
+                            .await
+                            .is_ok_and(|(a, _)| a.status.is_success())
+                        {
+                            answering.push(dc);
+                        }
+                    }
+                    dcs = answering;
+                }
                 Ok(fetched(Some(Value::from(dcs)), a.index))
             }
             Dependency::Key { path, dc, query } => {

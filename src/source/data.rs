@@ -392,8 +392,9 @@ impl Catalog {
                         services,
                     })
                 })
+                .or_else(|| Some(model::empty_node()))
             }
-            Dependency::Datacenters => Some(Value::Array(
+            Dependency::Datacenters { .. } => Some(Value::Array(
                 self.datacenters().into_iter().map(Value::String).collect(),
             )),
             Dependency::Key { path, dc, query } => {

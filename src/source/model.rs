@@ -276,6 +276,11 @@ pub fn nodes(list: &[Node], near: bool) -> Value {
     Value::Array(list.into_iter().map(node_value).collect())
 }
 
+/// What `node` gives for a node that does not exist: consul-template's empty `CatalogNode`.
+pub fn empty_node() -> Value {
+    json!({"Node": null, "Services": []})
+}
+
 /// `GET /v1/catalog/node/:node` → `{Node, Services: [...]}`, services sorted by ID.
 pub fn node(n: &CatalogNode) -> Value {
     let services: Vec<Value> = n

@@ -4,6 +4,7 @@
 mod error;
 mod guard;
 pub mod helpers;
+mod rewrite;
 pub mod scope;
 
 pub use error::TemplateError;
@@ -24,6 +25,18 @@ pub struct Engine {
     file: String,
     source: String,
     sandbox: Option<PathBuf>,
+    denylist: Vec<String>,
+}
+
+/// How a template is compiled: consul-template's per-template options.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `error_on_missing_key`: a value path that resolves to nothing is an error.
+    pub strict: bool,
+    /// `sandbox_path`: `file` reads only below it.
+    pub sandbox: Option<PathBuf>,
+    /// `function_denylist` (`function_blacklist`): helpers (globs) the template may not call.
+    pub denylist: Vec<String>,
 }
 
 /// What one render produced.
@@ -36,13 +49,9 @@ pub struct Rendered {
 }
 
 impl Engine {
-    /// Compiles `source`; `file` is the name errors print. `strict` = `error_on_missing_key`.
-    pub fn compile(
-        file: &str,
-        source: &str,
-        strict: bool,
-        sandbox: Option<PathBuf>,
-    ) -> Result<Engine, TemplateError> {
+    /// Compiles `source`; `file` is the name errors print. Calls of helpers we do not have, or
+    /// that are denied, are found by `problems`, without rendering.
+    pub fn compile(file: &str, source: &str, opts: &Options) -> Result<Engine, TemplateError> {
         let refused = |r: guard::Refused| {
             TemplateError::at(file, source, Some(r.line), Some(r.column), r.message)
         };
@@ -50,23 +59,26 @@ impl Engine {
         guard::scan_nesting(source).map_err(refused)?;
         let mut hb = Handlebars::new();
         hb.register_escape_fn(handlebars::no_escape);
-        hb.set_strict_mode(strict);
+        hb.set_strict_mode(opts.strict);
         hb.set_prevent_indent(true);
         helpers::register(&mut hb);
         hb.register_helper(guard::PARTIAL_GUARD, Box::new(guard::PartialGuard));
+        hb.register_helper(rewrite::VALUE, Box::new(rewrite::Value));
         hb.register_template_string(MAIN, source).map_err(|e| {
             let (line, col) = e.pos().map_or((None, None), |(l, c)| (Some(l), Some(c)));
             TemplateError::at(file, source, line, col, syntax_message(&e))
         })?;
         if let Some(mut t) = hb.get_template(MAIN).cloned() {
             guard::guard_partials(&mut t).map_err(refused)?;
+            rewrite::block_params_shadow_helpers(&mut t, &helpers::is_known);
             hb.register_template(MAIN, t);
         }
         Ok(Engine {
             hb,
             file: file.to_string(),
             source: source.to_string(),
-            sandbox,
+            sandbox: opts.sandbox.clone(),
+            denylist: opts.denylist.clone(),
         })
     }
 
@@ -89,6 +101,11 @@ impl Engine {
                         "the rendered output would be over the limit of {} MiB",
                         crate::limits::OUTPUT_BYTES >> 20
                     )
+                } else if let handlebars::RenderErrorReason::MissingVariable(path) = e.reason() {
+                    format!(
+                        "no value for {} (error_on_missing_key is set)",
+                        path.as_deref().unwrap_or("a variable")
+                    )
                 } else {
                     e.reason().to_string()
                 };
@@ -103,22 +120,31 @@ impl Engine {
         }
     }
 
-    /// Every call of a helper we do not have, found without rendering.
-    pub fn unknown_helpers(&self) -> Vec<TemplateError> {
+    /// Every call of a helper we do not have, or that `function_denylist` denies, found
+    /// without rendering: a call with arguments, a block or a subexpression. (A bare
+    /// `{{Name}}` is a value path and renders empty when nothing is there.)
+    pub fn problems(&self) -> Vec<TemplateError> {
         let mut found = Vec::new();
         if let Some(t) = self.hb.get_template(MAIN) {
             walk(t, &mut found);
         }
         found
             .into_iter()
-            .map(|(name, (line, col))| {
-                TemplateError::at(
+            .filter_map(|(name, known, (line, col))| {
+                let message = if !known {
+                    helpers::unknown_message(&name)
+                } else if self.denylist.iter().any(|g| crate::glob::matches(g, &name)) {
+                    format!("{name}: this function is denied by the template's function_denylist")
+                } else {
+                    return None;
+                };
+                Some(TemplateError::at(
                     &self.file,
                     &self.source,
                     Some(line),
                     Some(col),
-                    helpers::unknown_message(&name),
-                )
+                    message,
+                ))
             })
             .collect()
     }
@@ -136,7 +162,8 @@ fn syntax_message(e: &handlebars::TemplateError) -> String {
     }
 }
 
-type Found = Vec<(String, (usize, usize))>;
+/// Helper calls found in the template: name, whether we have it, position.
+type Found = Vec<(String, bool, (usize, usize))>;
 
 fn walk(t: &Template, found: &mut Found) {
     for (i, el) in t.elements.iter().enumerate() {
@@ -157,10 +184,17 @@ fn walk(t: &Template, found: &mut Found) {
 }
 
 fn check_helper(h: &HelperTemplate, block: bool, pos: (usize, usize), found: &mut Found) {
-    if let Parameter::Name(name) = &h.name {
+    let name = match &h.name {
+        Parameter::Name(n) => Some(n.as_str()),
+        // A bare `{{key}}` parses as a path; it calls the helper when one has that name.
+        Parameter::Path(p) => Some(rewrite::path_raw(p)),
+        _ => None,
+    };
+    if let Some(name) = name.filter(|n| !internal(n)) {
         let is_call = block || !h.params.is_empty() || !h.hash.is_empty();
-        if is_call && !helpers::is_known(name) && name != guard::PARTIAL_GUARD {
-            found.push((name.clone(), pos));
+        let known = helpers::is_known(name);
+        if (is_call && !known) || known {
+            found.push((name.to_string(), known, pos));
         }
     }
     for p in h.params.iter().chain(h.hash.values()) {
@@ -171,13 +205,18 @@ fn check_helper(h: &HelperTemplate, block: bool, pos: (usize, usize), found: &mu
     }
 }
 
+/// Helpers of our own that the rewrites insert; templates cannot name them.
+fn internal(name: &str) -> bool {
+    name == guard::PARTIAL_GUARD || name == rewrite::VALUE
+}
+
 fn check_param(p: &Parameter, pos: (usize, usize), found: &mut Found) {
     if let Parameter::Subexpression(sub) = p {
         match sub.as_element() {
             TemplateElement::Expression(h) | TemplateElement::HtmlExpression(h) => {
                 if let Parameter::Name(name) = &h.name {
-                    if !helpers::is_known(name) {
-                        found.push((name.clone(), pos));
+                    if !internal(name) {
+                        found.push((name.clone(), helpers::is_known(name), pos));
                     }
                 }
                 for q in h.params.iter().chain(h.hash.values()) {
@@ -195,7 +234,7 @@ mod tests {
     use serde_json::json;
 
     fn render(src: &str, store: Store) -> Rendered {
-        Engine::compile("t.hbs", src, false, None)
+        Engine::compile("t.hbs", src, &Options::default())
             .unwrap()
             .render(Arc::new(store))
             .unwrap()
@@ -230,7 +269,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_positioned() {
-        let e = Engine::compile("t.hbs", "ok\n  {{#if x}}\n", false, None)
+        let e = Engine::compile("t.hbs", "ok\n  {{#if x}}\n", &Options::default())
             .err()
             .unwrap();
         assert_eq!(e.file, "t.hbs");
@@ -239,7 +278,7 @@ mod tests {
 
     #[test]
     fn render_errors_name_helper_and_position() {
-        let e = Engine::compile("t.hbs", "line\n  {{add 1 \"x\"}}", false, None)
+        let e = Engine::compile("t.hbs", "line\n  {{add 1 \"x\"}}", &Options::default())
             .unwrap()
             .render(Arc::new(Store::new()))
             .unwrap_err();
@@ -255,11 +294,10 @@ mod tests {
         let eng = Engine::compile(
             "t.hbs",
             "{{#each (servce \"x\")}}{{/each}}\n{{secret \"a\"}} {{plain}}",
-            false,
-            None,
+            &Options::default(),
         )
         .unwrap();
-        let found = eng.unknown_helpers();
+        let found = eng.problems();
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].message.contains("did you mean \"service\""));
         assert_eq!(found[1].line, Some(2));

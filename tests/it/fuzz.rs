@@ -100,10 +100,10 @@ const DATA: &str = r#"{"nodes": [{"Node": "n1", "Address": "10.0.0.1"}],
 
 /// Renders `src` as once mode does (a few passes, answering dependencies from the data file).
 fn render_passes(src: &str, catalog: &Catalog) {
-    let Ok(engine) = Engine::compile("fuzz.hbs", src, false, None) else {
+    let Ok(engine) = Engine::compile("fuzz.hbs", src, &Default::default()) else {
         return;
     };
-    let _ = engine.unknown_helpers();
+    let _ = engine.problems();
     let mut store = Store::new();
     for _ in 0..4 {
         let Ok(r) = engine.render(Arc::new(store.clone())) else {

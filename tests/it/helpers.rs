@@ -25,7 +25,8 @@ pub(crate) const CASES: &[(&[&str], &str, &str)] = &[
     (&["nodes"], r#"{{#each (nodes)}}{{Node}}={{Address}} {{/each}}"#, "node-a=10.0.0.1 node-b=10.0.0.2 "),
     (&["nodes"], r#"{{#each (nodes "@dc2")}}{{Node}} {{/each}}"#, "node-c "),
     (&["node"], r#"{{#with (node "node-a")}}{{Node.Node}} {{Node.Meta.rack}}:{{#each Services}} {{ID}}{{/each}}{{/with}}"#, "node-a r1: db-1 web-1 web-3"),
-    (&["node"], r#"{{#with (node)}}{{Node.Node}}{{/with}}|{{#with (node "zzz")}}x{{else}}none{{/with}}"#, "node-a|none"),
+    // An unknown node is consul-template's empty node: `with` takes it, `Node` is empty.
+    (&["node"], r#"{{#with (node)}}{{Node.Node}}{{/with}}|{{#with (node "zzz")}}x{{Node.Node}}{{len Services}}{{else}}none{{/with}}"#, "node-a|x0"),
     (&["datacenters"], r#"{{join "," (datacenters)}}"#, "dc1,dc2"),
     (&["key"], r#"{{key "app/name"}} {{key "/app/name@dc1"}}"#, "shop shop"),
     (&["keyExists"], r#"{{keyExists "app/name"}} {{keyExists "nope"}}"#, "true false"),
@@ -215,6 +216,16 @@ fn wrong_argument_types_and_values_are_render_errors() {
             "unsupported query parameter \"color\"",
         ),
         (
+            r#"{{#each (byMeta "version|float" (service "web"))}}{{/each}}"#,
+            "unknown conversion |float",
+        ),
+    ] {
+        let run = run_template(&d, template);
+        run.code(14).stderr_has(message).stderr_has("t.hbs:1:");
+    }
+    // Helpers we do not have are load errors (exit 15), found before anything renders.
+    for (template, message) in [
+        (
             r#"{{secret "kv/x"}}"#,
             "secret: Vault functions are not supported yet",
         ),
@@ -222,13 +233,11 @@ fn wrong_argument_types_and_values_are_render_errors() {
             r#"{{servce "web"}}"#,
             "unknown helper \"servce\" (did you mean \"service\"?)",
         ),
-        (
-            r#"{{#each (byMeta "version|float" (service "web"))}}{{/each}}"#,
-            "unknown conversion |float",
-        ),
     ] {
-        let run = run_template(&d, template);
-        run.code(14).stderr_has(message).stderr_has("t.hbs:1:");
+        run_template(&d, template)
+            .code(15)
+            .stderr_has(message)
+            .stderr_has("t.hbs:1:");
     }
     // A fetch error belongs to the query (shared by every template using it), not a position.
     run_template(&d, r#"{{service "web@dc9"}}"#)

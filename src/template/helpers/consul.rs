@@ -2,6 +2,10 @@
 //!
 //! Each names a dependency and returns its value, or an empty value of the right type while the
 //! value has not arrived (the render is then incomplete and not written).
+//!
+//! An empty name (`key ""`, often an inner query that has not arrived yet, as in
+//! `{{key (key "pointer")}}`) gives the empty value, false or the default and depends on
+//! nothing, as in consul-template: the next pass asks again with the real name.
 
 use super::{spec, Call, HelperResult, Spec};
 use crate::dependency::{self, Dependency};
@@ -14,7 +18,7 @@ pub const HELPERS: &[Spec] = &[
     spec("services", 0, 1, services),
     spec("nodes", 0, 1, nodes),
     spec("node", 0, 1, node),
-    spec("datacenters", 0, 0, datacenters),
+    spec("datacenters", 0, 1, datacenters),
     spec("key", 1, 1, key),
     spec("keyExists", 1, 1, key_exists),
     spec("keyOrDefault", 2, 2, key_or_default),
@@ -96,20 +100,37 @@ fn nodes(c: &Call) -> HelperResult {
 
 fn node(c: &Call) -> HelperResult {
     let dep = dependency::parse_node(&opt_str(c, 0)?).map_err(|e| e.to_string())?;
-    // consul-template: a node that does not exist gives nil, which prints nothing.
+    // A node that does not exist arrives as an empty node (`{"Node": null, "Services": []}`),
+    // as consul-template's; only one that has not arrived yet is nothing.
     Ok(value_or(dep, Value::Null))
 }
 
-fn datacenters(_: &Call) -> HelperResult {
-    Ok(value_or(Dependency::Datacenters, json!([])))
+/// `datacenters`, or `datacenters true` to leave out the ones that do not answer.
+fn datacenters(c: &Call) -> HelperResult {
+    let ignore_failing = match c.args.first() {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(format!(
+                "argument 1 must be a bool (ignore unreachable datacenters), got {}",
+                super::kind(other)
+            ))
+        }
+    };
+    Ok(value_or(
+        Dependency::Datacenters { ignore_failing },
+        json!([]),
+    ))
 }
 
-fn kv_dep(c: &Call, kind: &'static str) -> Result<Dependency, String> {
-    let (path, dc, query) = dependency::parse_kv(kind, c.str(0)?).map_err(|e| e.to_string())?;
-    if path.is_empty() {
-        return Err("the key cannot be empty".into());
+/// The KV dependency, or `None` for an empty name.
+fn kv_dep(c: &Call, kind: &'static str) -> Result<Option<Dependency>, String> {
+    let raw = c.str(0)?;
+    if raw.is_empty() {
+        return Ok(None);
     }
-    Ok(Dependency::Key { path, dc, query })
+    let (path, dc, query) = dependency::parse_kv(kind, raw).map_err(|e| e.to_string())?;
+    Ok(Some(Dependency::Key { path, dc, query }))
 }
 
 fn pair_value(v: &Value) -> String {
@@ -121,7 +142,9 @@ fn pair_value(v: &Value) -> String {
 
 /// `key`: the value; a key that does not exist keeps the template unrendered.
 fn key(c: &Call) -> HelperResult {
-    let dep = kv_dep(c, "key")?;
+    let Some(dep) = kv_dep(c, "key")? else {
+        return Ok(Value::String(String::new()));
+    };
     Ok(match scope::lookup(dep.clone()) {
         Lookup::Present(v) => Value::String(pair_value(&v)),
         Lookup::Pending => Value::String(String::new()),
@@ -133,7 +156,9 @@ fn key(c: &Call) -> HelperResult {
 }
 
 fn key_exists(c: &Call) -> HelperResult {
-    let dep = kv_dep(c, "keyExists")?;
+    let Some(dep) = kv_dep(c, "keyExists")? else {
+        return Ok(Value::Bool(false));
+    };
     Ok(Value::Bool(matches!(
         scope::lookup(dep),
         Lookup::Present(_)
@@ -142,8 +167,10 @@ fn key_exists(c: &Call) -> HelperResult {
 
 /// `keyOrDefault`: the value, or the default when the key is absent or empty.
 fn key_or_default(c: &Call) -> HelperResult {
-    let dep = kv_dep(c, "keyOrDefault")?;
     let default = c.text(1)?;
+    let Some(dep) = kv_dep(c, "keyOrDefault")? else {
+        return Ok(Value::String(default));
+    };
     Ok(Value::String(match scope::lookup(dep) {
         Lookup::Present(v) => {
             let s = pair_value(&v);
@@ -157,13 +184,19 @@ fn key_or_default(c: &Call) -> HelperResult {
     }))
 }
 
-fn prefix_dep(c: &Call, kind: &'static str) -> Result<Dependency, String> {
-    let (prefix, dc, query) = dependency::parse_kv(kind, c.str(0)?).map_err(|e| e.to_string())?;
-    Ok(Dependency::KeyPrefix { prefix, dc, query })
+fn prefix_dep(c: &Call, kind: &'static str) -> Result<Option<Dependency>, String> {
+    let raw = c.str(0)?;
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let (prefix, dc, query) = dependency::parse_kv(kind, raw).map_err(|e| e.to_string())?;
+    Ok(Some(Dependency::KeyPrefix { prefix, dc, query }))
 }
 
 fn listing(c: &Call, kind: &'static str, children_only: bool, safe: bool) -> HelperResult {
-    let dep = prefix_dep(c, kind)?;
+    let Some(dep) = prefix_dep(c, kind)? else {
+        return Ok(json!([]));
+    };
     let (all, arrived) = match scope::lookup(dep.clone()) {
         Lookup::Present(v) => (v, true),
         Lookup::Pending | Lookup::Absent => (json!([]), false),

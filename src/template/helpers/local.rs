@@ -53,8 +53,9 @@ fn clean(p: &str) -> PathBuf {
 /// `file`: the file's contents; a missing file keeps the template unrendered.
 fn file(c: &Call) -> HelperResult {
     let raw = c.str(0)?;
-    if raw.trim().is_empty() {
-        return Err("the path cannot be empty".into());
+    if raw.is_empty() {
+        // As consul-template: nothing yet (an inner value that has not arrived), no dependency.
+        return Ok(Value::String(String::new()));
     }
     let path = clean(raw);
     let sandbox = scope::sandbox();

@@ -136,7 +136,12 @@ impl HelperDef for Adapter {
     }
 }
 
-/// Called by handlebars for a helper name nobody registered.
+/// Called by handlebars for a name that is neither a helper nor a value in the context.
+///
+/// A bare `{{Name.Path}}` that resolves to nothing renders empty, as consul-template renders a
+/// missing map key (`error_on_missing_key` turns on handlebars' strict mode instead, which
+/// errors before this hook). Calls with arguments and blocks were refused at load time
+/// (`Engine::compile`); one that gets here anyway is still an error.
 struct HelperMissing;
 
 impl HelperDef for HelperMissing {
@@ -147,6 +152,9 @@ impl HelperDef for HelperMissing {
         _: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
+        if h.params().is_empty() && h.hash().is_empty() && !h.is_block() {
+            return Ok(ScopedJson::Derived(Value::Null));
+        }
         Err(RenderErrorReason::Other(unknown_message(h.name())).into())
     }
 }
