@@ -193,7 +193,7 @@ fn check_helper(h: &HelperTemplate, block: bool, pos: (usize, usize), found: &mu
     if let Some(name) = name.filter(|n| !internal(n)) {
         let is_call = block || !h.params.is_empty() || !h.hash.is_empty();
         let known = helpers::is_known(name);
-        if (is_call && !known) || known {
+        if is_call || known {
             found.push((name.to_string(), known, pos));
         }
     }
