@@ -64,12 +64,15 @@ mkdir -p "$work/run"
 export LIVE_FILE=$work/live LIVE_PORT=$(port) STANDBY_PORT=$(port) LISTEN_ADDRESS=127.0.0.1 NGINX_RUNTIME_DIR=$work/run
 printf blue > "$LIVE_FILE"
 conf=$work/nginx.conf
+# As the image's entrypoint: render once so nginx starts with a real config, then watch (a
+# watcher whose reload command fails, nginx not being up yet, would end with exit 14).
+"$BIN/consul-render" -consul-addr="$consul" -template="templates/nginx-blue-green.hbs:$conf" \
+  -check "$NGINX -t -q -c {{path}}" -once
+"$NGINX" -c "$conf" -g 'daemon off;' & pids+=($!)
+wait_for 10 curl -sf "http://127.0.0.1:$LIVE_PORT/"
 "$BIN/consul-render" -consul-addr="$consul" \
   -template="templates/nginx-blue-green.hbs:$conf:$NGINX -c $conf -s reload" \
   -check "$NGINX -t -q -c {{path}}" -log-level info 2> "$work/consul-render.log" & pids+=($!)
-wait_for 20 test -s "$conf"
-"$NGINX" -c "$conf" -g 'daemon off;' & pids+=($!)
-wait_for 10 curl -sf "http://127.0.0.1:$LIVE_PORT/"
 echo "nginx: live on 127.0.0.1:$LIVE_PORT, standby on 127.0.0.1:$STANDBY_PORT"
 
 show() { echo "  live answers $(curl -s "http://127.0.0.1:$LIVE_PORT/"), standby answers $(curl -s "http://127.0.0.1:$STANDBY_PORT/")"; }

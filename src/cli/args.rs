@@ -229,9 +229,15 @@ pub struct Args {
     #[arg(long = "check", value_name = "CMD", help_heading = "Templates")]
     pub check: Option<String>,
 
-    /// Make template errors fatal in watch mode.
+    /// Whether a template error ends watch mode (exit 14); overrides every template's
+    /// error_fatal (default true, as consul-template).
     #[arg(long = "template-error-fatal", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Templates")]
     pub template_error_fatal: Option<bool>,
+
+    /// Whether a failing template command ends watch mode (exit 14); default true, as
+    /// consul-template. =false logs the failure and keeps watching.
+    #[arg(long = "command-error-fatal", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Templates")]
+    pub command_error_fatal: Option<bool>,
 
     // ----- Exec mode -----
     /// Supervise this command: start it after the first render, reload or restart it on change.

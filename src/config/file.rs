@@ -28,6 +28,7 @@ pub struct FileConfig {
     pub once: Option<bool>,
     pub once_timeout: Option<String>,
     pub template_error_fatal: Option<bool>,
+    pub command_error_fatal: Option<bool>,
     pub max_connections: Option<u32>,
     pub max_response_bytes: Option<u64>,
     pub status_addr: Option<String>,

@@ -105,7 +105,9 @@ pub struct Template {
     pub create_dest_dirs: bool,
     pub wait: Option<Wait>,
     pub error_on_missing_key: bool,
-    /// consul-template's per-template `error_fatal` (watch mode); `-template-error-fatal` wins.
+    /// consul-template's per-template `error_fatal` (watch mode): `-template-error-fatal` wins,
+    /// then this, then the files' top-level `template_error_fatal`, then true. Always `Some`
+    /// once resolved.
     pub error_fatal: Option<bool>,
     pub sandbox_path: Option<PathBuf>,
     /// `function_denylist` (`function_blacklist`): helpers this template may not call.
@@ -213,7 +215,10 @@ pub struct Config {
     pub diff: bool,
     pub parse_only: bool,
     pub wait: Option<Wait>,
-    pub template_error_fatal: bool,
+    /// The files' top-level `template_error_fatal`: the default of each template's `error_fatal`.
+    pub template_error_fatal: Option<bool>,
+    /// Whether a failing template command ends watch mode (consul-template: always).
+    pub command_error_fatal: bool,
     pub exec: Option<Exec>,
     pub reload_signal: Option<Signal>,
     pub kill_signal: Option<Signal>,
@@ -316,6 +321,16 @@ impl Config {
         }
         c.apply_env(env)?;
         c.apply_flags(args, &mut wait_spec)?;
+        // consul-template: the flag overrides every template; else each template's own
+        // `error_fatal`, else the files' `template_error_fatal`, else true.
+        let default_fatal = c.template_error_fatal.unwrap_or(true);
+        for t in &mut c.templates {
+            t.error_fatal = Some(
+                args.template_error_fatal
+                    .or(t.error_fatal)
+                    .unwrap_or(default_fatal),
+            );
+        }
         if let Some((spec, origin)) = wait_spec {
             c.wait = Some(Wait::parse(&spec).map_err(|e| origin.error("wait", e))?);
         }
@@ -353,7 +368,8 @@ impl Config {
             diff: false,
             parse_only: false,
             wait: None,
-            template_error_fatal: false,
+            template_error_fatal: None,
+            command_error_fatal: true,
             exec: None,
             reload_signal: Some(Signal::SIGHUP),
             kill_signal: Some(Signal::SIGINT),
@@ -544,7 +560,10 @@ impl Config {
             self.once = b;
         }
         if let Some(b) = f.template_error_fatal {
-            self.template_error_fatal = b;
+            self.template_error_fatal = Some(b);
+        }
+        if let Some(b) = f.command_error_fatal {
+            self.command_error_fatal = b;
         }
         if let Some(n) = f.max_connections {
             self.consul.max_connections = n;
@@ -706,8 +725,8 @@ impl Config {
         if let Some(v) = &a.wait {
             *wait_spec = Some((v.clone(), Origin::Flag("wait")));
         }
-        if let Some(v) = a.template_error_fatal {
-            self.template_error_fatal = v;
+        if let Some(v) = a.command_error_fatal {
+            self.command_error_fatal = v;
         }
         let exec_flags = a.exec.is_some()
             || a.exec_reload_signal.is_some()

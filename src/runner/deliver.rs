@@ -18,6 +18,11 @@ pub struct Delivered {
     /// Files actually replaced.
     pub written: usize,
     pub problems: Problems,
+    /// A file could not be written (always ends watch mode, as in consul-template).
+    pub write_failed: bool,
+    /// A command failed or timed out (ends watch mode unless `command_error_fatal = false`);
+    /// not set for one stopped because consul-template is stopping.
+    pub command_failed: bool,
 }
 
 /// Prints `> DEST` and the content (or, with `-diff`, a unified diff) for each output that
@@ -160,8 +165,9 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
             Ok(c) => c,
             Err(e) => {
                 return Delivered {
-                    written: 0,
                     problems: vec![format!("template {}: {e:#}", job.name)],
+                    write_failed: true,
+                    ..Delivered::default()
                 }
             }
         };
@@ -182,8 +188,8 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
     if !refused.is_empty() {
         // Dropping the candidates removes them; no destination was touched, no command runs.
         return Delivered {
-            written: 0,
             problems: refused,
+            ..Delivered::default()
         };
     }
     let mut installed: Vec<(&Job, bool)> = Vec::new();
@@ -193,6 +199,8 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
             return Delivered {
                 written,
                 problems: vec![format!("template {}: {e:#}", job.name)],
+                write_failed: true,
+                ..Delivered::default()
             };
         }
         if let Some(dest) = &job.config.destination {
@@ -209,6 +217,7 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
         }
     }
     let mut failures = Vec::new();
+    let mut command_failed = false;
     for (job, argv) in commands {
         let shown = process::display(argv);
         if process::stopping() {
@@ -224,6 +233,7 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
                 tracing::info!(command = %shown, code = f.code, duration_ms = f.duration.as_millis() as u64, "command finished");
             }
             Ok(f) => {
+                command_failed |= !f.interrupted;
                 let mut msg = format!(
                     "command {shown:?} (template {}) failed: {}{}",
                     job.name,
@@ -265,11 +275,16 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
                 }
                 failures.push(msg);
             }
-            Err(e) => failures.push(format!("{e:#}")),
+            Err(e) => {
+                command_failed = true;
+                failures.push(format!("{e:#}"));
+            }
         }
     }
     Delivered {
         written: installed.len(),
         problems: failures,
+        write_failed: false,
+        command_failed,
     }
 }

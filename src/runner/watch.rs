@@ -320,8 +320,9 @@ pub async fn watch(
     }
 }
 
-/// Renders the dirty templates and delivers the complete ones. Template errors are logged and
-/// watching goes on, unless `-template-error-fatal` (or the template's `error_fatal`).
+/// Renders the dirty templates and delivers the complete ones. A template error ends the run
+/// when the template's `error_fatal` (default true) holds, else it is logged and watching goes
+/// on; a write error or failing command ends it as `write_and_run` says.
 fn render_and_deliver(
     cfg: &Config,
     jobs: &[Job],
@@ -343,7 +344,7 @@ fn render_and_deliver(
                 }
             }
             Err(e) => {
-                let fatal = cfg.template_error_fatal || job.config.error_fatal == Some(true);
+                let fatal = job.config.error_fatal.unwrap_or(true);
                 if fatal {
                     return Err(e.to_string());
                 }
@@ -363,6 +364,12 @@ fn render_and_deliver(
     } else {
         let delivered = deliver::write_and_run(cfg, &items);
         written = delivered.written;
+        // consul-template's "Termination on Error": a write error or a failing command ends
+        // the run (exit 14) so a supervisor restarts and alerts; a refused check does not
+        // (the old file stays, which is what the check is for).
+        if delivered.write_failed || (delivered.command_failed && cfg.command_error_fatal) {
+            return Err(delivered.problems.join("\n"));
+        }
         for problem in delivered.problems {
             tracing::error!("{problem}");
         }

@@ -3,6 +3,7 @@
 mod blue_green;
 mod cli;
 mod consul;
+mod dropin;
 mod exec;
 mod fuzz;
 mod hardening;

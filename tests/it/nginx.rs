@@ -27,6 +27,23 @@ impl Scenario {
             &std::fs::read_to_string(repo().join("templates/nginx-blue-green.hbs")).unwrap(),
         );
         let conf = dir.join("nginx.conf");
+        let check = format!(
+            "-check={} -t -c {{{{path}}}}",
+            crate::support::nginx().display()
+        );
+        // As the image's entrypoint does: render once so nginx starts with a real config, then
+        // watch. (A watcher whose first reload fails because nginx is not up yet ends with
+        // exit 14, as consul-template's does.)
+        crate::support::Run::of(
+            bg.env(&mut dir.cmd())
+                .arg(format!("-consul-addr={}", bg.consul.addr))
+                .arg("-template=nginx.hbs:nginx.conf")
+                .arg(&check)
+                .arg("-once"),
+        )
+        .code(0);
+        let nginx = Nginx::start(&conf);
+        wait_until("nginx serving", LIMIT, || http_get(bg.live_port).is_ok());
         let watcher = dir.spawn_cmd(
             bg.env(&mut dir.cmd())
                 .arg(format!("-consul-addr={}", bg.consul.addr))
@@ -34,15 +51,12 @@ impl Scenario {
                     "-template=nginx.hbs:nginx.conf:{}",
                     Nginx::reload_command(&conf)
                 ))
-                .arg(format!(
-                    "-check={} -t -c {{{{path}}}}",
-                    crate::support::nginx().display()
-                ))
+                .arg(&check)
                 .arg("-log-level=info"),
         );
-        wait_until("the first render", LIMIT, || conf.exists());
-        let nginx = Nginx::start(&conf);
-        wait_until("nginx serving", LIMIT, || http_get(bg.live_port).is_ok());
+        wait_until("the watcher's first render", LIMIT, || {
+            watcher.log().contains("all templates rendered")
+        });
         Scenario {
             bg,
             watcher,

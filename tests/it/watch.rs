@@ -297,11 +297,11 @@ fn sighup_re_reads_the_template() {
 }
 
 #[test]
-fn a_template_error_is_logged_and_watching_goes_on() {
+fn a_template_error_is_logged_and_watching_goes_on_with_template_error_fatal_false() {
     let c = Consul::start();
     c.load(DATA);
     let d = Dir::new();
-    let bg = start(&c, &d, &[]);
+    let bg = start(&c, &d, &["-template-error-fatal=false"]);
     c.put_kv("greeting", "x");
     wait_until("x", LIMIT, || d.read("out.conf") == "x web-1:80\n");
     d.write("in.hbs", "{{add 1 (key \"greeting\")}}\n");
@@ -315,15 +315,24 @@ fn a_template_error_is_logged_and_watching_goes_on() {
     wait_until("rendering again", LIMIT, || {
         d.read("out.conf") == "y web-1:80\n"
     });
-    // -template-error-fatal ends watch mode with 14.
+    // By default (consul-template's error_fatal = true) a template error ends watch mode
+    // with 14; so does -template-error-fatal, over a template's error_fatal = false.
     let d2 = Dir::new();
     d2.write("in.hbs", "{{add 1 (key \"greeting\")}}\n");
-    let mut bg2 = d2.spawn(&[
-        &format!("-consul-addr={}", c.addr),
-        "-template=in.hbs:out",
-        "-template-error-fatal",
-    ]);
+    let addr = format!("-consul-addr={}", c.addr);
+    let mut bg2 = d2.spawn(&[&addr, "-template=in.hbs:out"]);
     assert_eq!(bg2.wait_exit(LIMIT), Some(14), "{}", bg2.log());
+    assert!(
+        bg2.log().contains("add: argument 2 must be a number"),
+        "{}",
+        bg2.log()
+    );
+    d2.write(
+        "c.hcl",
+        "template {\n  source = \"in.hbs\"\n  destination = \"out\"\n  error_fatal = false\n}\n",
+    );
+    let mut bg3 = d2.spawn(&[&addr, "-config=c.hcl", "-template-error-fatal"]);
+    assert_eq!(bg3.wait_exit(LIMIT), Some(14), "{}", bg3.log());
 }
 
 #[test]
