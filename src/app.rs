@@ -112,7 +112,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     init_logging(&cfg);
     // Reap from the start: as PID 1, orphans are ours to wait for before any child of our own.
     crate::process::reaper::start();
-    for w in &rewritten.warnings {
+    for w in rewritten.warnings.iter().chain(&cfg.warnings) {
         tracing::warn!("{w}");
     }
     if cfg.parse_only {

@@ -10,7 +10,9 @@ template {
 
 exec {
   # nginx reloads gracefully on SIGHUP and stops gracefully on SIGQUIT: in the tests, neither
-  # dropped an in-flight request (SIGINT, the default kill signal, dropped all of them).
+  # dropped an in-flight request (SIGTERM and SIGINT, its fast stops, drop them). docker stop
+  # sends the image's STOPSIGNAL, SIGQUIT, which reaches nginx as it is; the kill signal is
+  # what consul-render's own kill signal (SIGINT, Ctrl-C) sends nginx.
   reload_signal = "SIGHUP"
   kill_signal   = "SIGQUIT"
   kill_timeout  = "30s"

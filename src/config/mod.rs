@@ -226,6 +226,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub pid_file: Option<PathBuf>,
     pub status_addr: Option<String>,
+    /// Said once logging is up (settings that are accepted but do nothing).
+    pub warnings: Vec<String>,
 }
 
 /// Parses a signal name: full `SIG…` names, case-insensitive; `""` means none.
@@ -377,6 +379,7 @@ impl Config {
             log_format: LogFormat::Text,
             pid_file: None,
             status_addr: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -728,8 +731,7 @@ impl Config {
         if let Some(v) = a.command_error_fatal {
             self.command_error_fatal = v;
         }
-        let exec_flags = a.exec.is_some()
-            || a.exec_reload_signal.is_some()
+        let exec_options = a.exec_reload_signal.is_some()
             || a.exec_kill_signal.is_some()
             || a.exec_kill_timeout.is_some()
             || a.exec_splay.is_some()
@@ -737,7 +739,12 @@ impl Config {
             || !a.exec_env_custom.is_empty()
             || !a.exec_env_allowlist.is_empty()
             || !a.exec_env_denylist.is_empty();
-        if exec_flags {
+        if exec_options && a.exec.is_none() && self.exec.is_none() {
+            self.warnings.push(
+                "-exec-* flags without -exec (or an exec block) are ignored: there is no child"
+                    .into(),
+            );
+        } else if a.exec.is_some() || exec_options {
             let mut x = self.exec.take().unwrap_or_else(|| Exec {
                 kill_signal: Some(Signal::SIGINT),
                 kill_timeout: Duration::from_secs(30),
@@ -801,7 +808,8 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.templates.is_empty() && !self.parse_only {
+        // With -exec and no templates consul-render is a plain supervisor, as consul-template.
+        if self.templates.is_empty() && !self.parse_only && self.exec.is_none() {
             return Err(ConfigError::Flag(
                 "no templates: give at least one -template \"src:dst[:command]\" (or a -config file)".into(),
             ));

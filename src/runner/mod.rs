@@ -3,6 +3,7 @@
 
 pub mod deliver;
 pub mod once;
+pub mod signals;
 pub mod watch;
 
 use crate::config::Template;

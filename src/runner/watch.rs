@@ -10,6 +10,7 @@
 use crate::config::{Config, Exec, Wait};
 use crate::dependency::Dependency;
 use crate::process::exec::{self, ExecChild};
+use crate::runner::signals::{self, Signals};
 use crate::runner::{deliver, Job};
 use crate::source::data::DataSource;
 use crate::source::Source;
@@ -18,7 +19,6 @@ use crate::watch::{Event, Watchers};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -52,83 +52,6 @@ impl JobState {
     }
 }
 
-/// A signal we listen for, with its number.
-type Listener = (nix::sys::signal::Signal, Signal);
-
-fn listen(sig: nix::sys::signal::Signal) -> Result<Listener, String> {
-    signal(SignalKind::from_raw(sig as i32))
-        .map(|s| (sig, s))
-        .map_err(|e| format!("cannot handle {sig}: {e}"))
-}
-
-struct Signals {
-    stop: Vec<Listener>,
-    reload: Option<Listener>,
-}
-
-impl Signals {
-    fn new(cfg: &Config) -> Result<Signals, String> {
-        // SIGTERM always stops us (docker stop); so does the kill signal (SIGINT by default).
-        let mut stop = vec![listen(nix::sys::signal::Signal::SIGTERM)?];
-        if let Some(k) = cfg
-            .kill_signal
-            .filter(|k| *k != nix::sys::signal::Signal::SIGTERM)
-        {
-            stop.push(listen(k)?);
-        }
-        let reload = match cfg.reload_signal {
-            Some(r) => Some(listen(r)?),
-            None => None,
-        };
-        Ok(Signals { stop, reload })
-    }
-}
-
-async fn reloaded(reload: &mut Option<Listener>) {
-    match reload {
-        Some((_, s)) => {
-            s.recv().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// Signals forwarded to the exec child (the reload signal, when it is one of them, is ours).
-const FORWARDED: &[nix::sys::signal::Signal] = &[
-    nix::sys::signal::Signal::SIGHUP,
-    nix::sys::signal::Signal::SIGUSR1,
-    nix::sys::signal::Signal::SIGUSR2,
-    nix::sys::signal::Signal::SIGQUIT,
-];
-
-/// Forwardable signals we listen for (with -exec).
-fn forward_listeners(cfg: &Config) -> Result<Vec<Listener>, String> {
-    let mut out = Vec::new();
-    for &sig in FORWARDED {
-        if Some(sig) == cfg.reload_signal || Some(sig) == cfg.kill_signal {
-            continue;
-        }
-        out.push(listen(sig)?);
-    }
-    Ok(out)
-}
-
-/// Waits for the first of `list`'s signals; which one (never, for an empty list).
-async fn first_signal(list: &mut [Listener]) -> nix::sys::signal::Signal {
-    if list.is_empty() {
-        return std::future::pending().await;
-    }
-    std::future::poll_fn(|cx| {
-        for (sig, s) in list.iter_mut() {
-            if s.poll_recv(cx).is_ready() {
-                return std::task::Poll::Ready(*sig);
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
-}
-
 /// Waits for the exec child to exit (never, without one).
 async fn child_exit(child: &mut Option<ExecChild>) -> i32 {
     match child {
@@ -143,14 +66,14 @@ pub async fn run_child_once(cfg: &Config, exec_cfg: &Exec) -> Result<i32, WatchE
     let mut child = Some(ExecChild::start(exec_cfg, &env).map_err(|e| format!("{e:#}"))?);
     let Signals {
         stop: mut stop_signals,
+        forward: mut fwd,
         ..
     } = Signals::new(cfg)?;
-    let mut fwd = forward_listeners(cfg)?;
     loop {
         tokio::select! {
             code = child_exit(&mut child) => return Ok(code),
-            sig = first_signal(&mut fwd) => if let Some(c) = &child { c.signal(sig) },
-            _ = first_signal(&mut stop_signals) => {
+            sig = signals::first(&mut fwd) => if let Some(c) = &child { c.signal(sig) },
+            _ = signals::first(&mut stop_signals) => {
                 let code = match &mut child { Some(c) => c.stop(exec_cfg).await, None => 0 };
                 return Ok(code);
             }
@@ -167,28 +90,23 @@ pub async fn watch(
     data: Option<Arc<DataSource>>,
     reload: Reload<'_>,
 ) -> Result<i32, WatchError> {
+    let sigs = Signals::new(&cfg)?;
+    // A stop signal that arrives while a delivery runs a command must not wait for it: this
+    // listener stops the command's group at once; the loop below then sees its own copy.
+    let mut interrupt = sigs.stop_again()?;
+    tokio::spawn(async move {
+        signals::first(&mut interrupt).await;
+        crate::process::stop_running();
+    });
     let Signals {
         stop: mut stop_signals,
         reload: mut reload_signal,
-    } = Signals::new(&cfg)?;
-    // A stop signal that arrives while a delivery runs a command must not wait for it: this
-    // listener stops the command's group at once; the loop below then sees its own copy.
-    let mut interrupt = stop_signals
-        .iter()
-        .map(|(sig, _)| listen(*sig))
-        .collect::<Result<Vec<_>, _>>()?;
-    tokio::spawn(async move {
-        first_signal(&mut interrupt).await;
-        crate::process::stop_running();
-    });
-    let mut fwd = if cfg.exec.is_some() {
-        forward_listeners(&cfg)?
-    } else {
-        Vec::new()
-    };
+        forward: mut fwd,
+    } = sigs;
     let mut child: Option<ExecChild> = None;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let all_rendered = Arc::new(AtomicBool::new(false));
+    // With no templates (a plain -exec supervisor) everything is rendered from the start.
+    let all_rendered = Arc::new(AtomicBool::new(jobs.is_empty()));
     let data_file = data
         .as_ref()
         .and_then(|d| d.path().map(|p| p.to_path_buf()));
@@ -196,8 +114,11 @@ pub async fn watch(
     let mut store: Arc<Store> = Arc::new(Store::new());
     let mut state: Vec<JobState> = jobs.iter().map(|_| JobState::default()).collect();
     let mut dirty: BTreeSet<usize> = (0..jobs.len()).collect();
+    // The first turn always runs (with no templates it only starts the exec child).
+    let mut first_turn = true;
     loop {
-        if !dirty.is_empty() {
+        if first_turn || !dirty.is_empty() {
+            first_turn = false;
             // Delivery runs check and reload commands synchronously; keep the watchers running.
             let written = tokio::task::block_in_place(|| {
                 render_and_deliver(&cfg, &jobs, &mut state, &store, &dirty)
@@ -286,7 +207,7 @@ pub async fn watch(
                     }
                 }
             }
-            _ = first_signal(&mut stop_signals) => {
+            _ = signals::first(&mut stop_signals) => {
                 tracing::info!("stopping");
                 watchers.stop();
                 return Ok(match (&mut child, &cfg.exec) {
@@ -299,12 +220,12 @@ pub async fn watch(
                 watchers.stop();
                 return Ok(code);
             }
-            sig = first_signal(&mut fwd) => {
+            sig = signals::first(&mut fwd) => {
                 if let Some(c) = &child {
                     c.signal(sig);
                 }
             }
-            _ = reloaded(&mut reload_signal) => {
+            _ = signals::reloaded(&mut reload_signal) => {
                 match reload() {
                     Ok((new_cfg, new_jobs)) => {
                         tracing::info!(templates = new_jobs.len(), "reloaded configuration and templates");

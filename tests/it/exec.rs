@@ -135,7 +135,8 @@ fn a_child_that_ignores_the_kill_signal_is_killed_after_the_timeout() {
     ]);
     wait_until("the child started", LIMIT, || d.exists("up"));
     let started = Instant::now();
-    bg.signal("-TERM");
+    // Our kill signal (SIGINT by default) stops the child: its kill signal, then SIGKILL.
+    bg.signal("-INT");
     assert_eq!(
         bg.wait_exit(LIMIT),
         Some(137),
@@ -254,7 +255,7 @@ fn in_flight(port: u16, n: usize) -> Vec<std::thread::JoinHandle<String>> {
 }
 
 #[test]
-fn nginx_as_the_exec_child_reloads_on_change_and_stops_on_sigterm() {
+fn nginx_as_the_exec_child_reloads_on_change_and_stops_as_the_container_asks() {
     use crate::support::{http_get, nginx, repo, BlueGreen, Upstream};
     // Upstreams answer after 400 ms, so requests are in flight when nginx reloads or stops.
     let delay = Duration::from_millis(400);
@@ -265,7 +266,7 @@ fn nginx_as_the_exec_child_reloads_on_change_and_stops_on_sigterm() {
     let bgs = BlueGreen::new(&blue, &green);
     let (c, d, live_port) = (&bgs.consul, &bgs.dir, bgs.live_port);
     let conf = d.join("nginx.conf");
-    let start = |kill_signal: &str| {
+    let start = || {
         d.spawn_cmd(
             bgs.env(&mut d.cmd())
                 .arg(format!("-consul-addr={}", c.addr))
@@ -281,7 +282,6 @@ fn nginx_as_the_exec_child_reloads_on_change_and_stops_on_sigterm() {
                     conf.display()
                 ))
                 .arg("-exec-reload-signal=SIGHUP")
-                .arg(format!("-exec-kill-signal={kill_signal}"))
                 .arg("-log-level=info"),
         )
     };
@@ -291,7 +291,7 @@ fn nginx_as_the_exec_child_reloads_on_change_and_stops_on_sigterm() {
         Err(e) => format!("error {e}"),
     };
 
-    let mut bg = start("SIGQUIT");
+    let mut bg = start();
     wait_until("nginx serving blue", LIMIT, || {
         answer(live_port) == "blue-1"
     });
@@ -318,10 +318,11 @@ fn nginx_as_the_exec_child_reloads_on_change_and_stops_on_sigterm() {
         "{}",
         bg.log()
     );
-    // SIGTERM with -exec-kill-signal=SIGQUIT (nginx's graceful stop): in-flight requests finish.
+    // The image's STOPSIGNAL SIGQUIT: docker stop sends it to consul-render, which passes it to
+    // nginx (its graceful stop); in-flight requests finish; consul-render exits with nginx's code.
     let requests = in_flight(live_port, 5);
     std::thread::sleep(Duration::from_millis(100));
-    bg.signal("-TERM");
+    bg.signal("-QUIT");
     assert_eq!(bg.wait_exit(LIMIT), Some(0), "{}", bg.log());
     let graceful_answers: Vec<String> = requests.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(
@@ -329,8 +330,8 @@ fn nginx_as_the_exec_child_reloads_on_change_and_stops_on_sigterm() {
         "nginx stopped with consul-render"
     );
 
-    // The default kill signal (SIGINT, nginx's fast stop) drops what is in flight.
-    let mut bg = start("SIGINT");
+    // Plain SIGTERM reaches nginx as SIGTERM (its fast stop), as consul-template forwards it.
+    let mut bg = start();
     wait_until("nginx serving again", LIMIT, || {
         answer(live_port).starts_with("blue")
     });
@@ -341,8 +342,8 @@ fn nginx_as_the_exec_child_reloads_on_change_and_stops_on_sigterm() {
     let fast_answers: Vec<String> = requests.into_iter().map(|h| h.join().unwrap()).collect();
 
     eprintln!("in flight during reload: {reload_answers:?}");
-    eprintln!("in flight during SIGTERM with -exec-kill-signal=SIGQUIT: {graceful_answers:?}");
-    eprintln!("in flight during SIGTERM with -exec-kill-signal=SIGINT: {fast_answers:?}");
+    eprintln!("in flight during SIGQUIT (passed to nginx): {graceful_answers:?}");
+    eprintln!("in flight during SIGTERM (passed to nginx): {fast_answers:?}");
     let ok = |a: &Vec<String>| a.iter().filter(|x| x.starts_with("blue")).count();
     assert_eq!(
         ok(&reload_answers),
@@ -354,4 +355,95 @@ fn nginx_as_the_exec_child_reloads_on_change_and_stops_on_sigterm() {
         5,
         "a graceful stop drops no in-flight request: {graceful_answers:?}"
     );
+}
+
+#[test]
+fn every_other_signal_goes_to_the_child_and_none_stops_or_kills_consul_render() {
+    let (c, d) = setup();
+    d.write(
+        "sigchild.sh",
+        "for s in TERM TSTP TTIN TTOU ALRM USR2 WINCH QUIT; do trap \"echo $s >> events\" $s; done\n\
+         echo up > up\nwhile true; do sleep 0.05; done\n",
+    );
+    let addr = format!("-consul-addr={}", c.addr);
+    let mut bg = d.spawn(&[
+        &addr,
+        "-template=in.hbs:out.conf",
+        "-exec",
+        "sh sigchild.sh",
+        "-exec-kill-timeout=500ms",
+    ]);
+    wait_until("the child started", LIMIT, || d.exists("up"));
+    for sig in [
+        "TERM", "TSTP", "TTIN", "TTOU", "ALRM", "USR2", "WINCH", "QUIT",
+    ] {
+        bg.signal(&format!("-{sig}"));
+        wait_until(&format!("the child got {sig}"), LIMIT, || {
+            events(&d).contains(&sig.to_string())
+        });
+        assert_eq!(
+            bg.wait_exit(Duration::from_millis(50)),
+            None,
+            "{sig}\n{}",
+            bg.log()
+        );
+        assert_ne!(state(bg.pid()), Some('T'), "stopped by {sig}");
+    }
+    // Still watching: a change renders (and, with no reload signal, restarts the child).
+    add_instance(&c);
+    wait_until("the new instance rendered", LIMIT, || {
+        d.read("out.conf").contains("web-2")
+    });
+    bg.signal("-INT");
+    assert!(bg.wait_exit(LIMIT).is_some(), "{}", bg.log());
+}
+
+#[test]
+fn without_a_child_job_control_and_alarm_signals_are_ignored_and_sigterm_stops() {
+    let (c, d) = setup();
+    let addr = format!("-consul-addr={}", c.addr);
+    let mut bg = d.spawn(&[&addr, "-template=in.hbs:out.conf"]);
+    wait_until("the first render", LIMIT, || d.exists("out.conf"));
+    for sig in [
+        "TSTP", "TTIN", "TTOU", "ALRM", "USR1", "USR2", "QUIT", "WINCH",
+    ] {
+        bg.signal(&format!("-{sig}"));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            bg.wait_exit(Duration::from_millis(50)),
+            None,
+            "{sig}\n{}",
+            bg.log()
+        );
+        assert_ne!(state(bg.pid()), Some('T'), "stopped by {sig}");
+    }
+    add_instance(&c);
+    wait_until("a change still renders", LIMIT, || {
+        d.read("out.conf").contains("web-2")
+    });
+    bg.signal("-TERM");
+    assert_eq!(bg.wait_exit(LIMIT), Some(0), "{}", bg.log());
+}
+
+#[test]
+fn exec_without_templates_is_a_plain_supervisor_and_exec_flags_need_exec() {
+    let d = Dir::new();
+    d.run(&["-exec", "sh -c 'exit 5'"]).code(5);
+    d.run(&["-exec", "sh -c 'exit 6'", "-once"]).code(6);
+    d.write("data.json", DATA);
+    d.write("in.hbs", "x\n");
+    d.run(&[
+        "-data=data.json",
+        "-template=in.hbs:out",
+        "-exec-kill-signal=SIGTERM",
+        "-once",
+    ])
+    .code(0)
+    .stderr_has("-exec-* flags without -exec (or an exec block) are ignored");
+}
+
+/// A process's state letter from /proc (`T` = stopped).
+fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
 }
