@@ -9,6 +9,7 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod nginx;
+mod ported;
 mod render;
 mod support;
 mod watch;
