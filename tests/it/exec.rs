@@ -174,13 +174,7 @@ fn the_child_environment_follows_the_exec_env_flags() {
 
 #[test]
 fn as_pid_1_orphans_are_reaped_and_sigterm_still_stops_everything() {
-    let unshare = std::process::Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .status();
-    assert!(
-        unshare.is_ok_and(|s| s.success()),
-        "unshare --pid --fork --mount-proc must work here (util-linux, root)"
-    );
+    crate::support::require_pid_namespaces();
     let d = Dir::new();
     d.write("data.json", DATA);
     d.write("in.hbs", "{{#each (service \"web\")}}{{ID}}{{/each}}\n");
@@ -381,13 +375,7 @@ fn every_other_signal_goes_to_the_child_and_none_stops_or_kills_consul_render() 
         wait_until(&format!("the child got {sig}"), LIMIT, || {
             events(&d).contains(&sig.to_string())
         });
-        assert_eq!(
-            bg.wait_exit(Duration::from_millis(50)),
-            None,
-            "{sig}\n{}",
-            bg.log()
-        );
-        assert_ne!(state(bg.pid()), Some('T'), "stopped by {sig}");
+        still_running(&mut bg, sig);
     }
     // Still watching: a change renders (and, with no reload signal, restarts the child).
     add_instance(&c);
@@ -409,13 +397,7 @@ fn without_a_child_job_control_and_alarm_signals_are_ignored_and_sigterm_stops()
     ] {
         bg.signal(&format!("-{sig}"));
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(
-            bg.wait_exit(Duration::from_millis(50)),
-            None,
-            "{sig}\n{}",
-            bg.log()
-        );
-        assert_ne!(state(bg.pid()), Some('T'), "stopped by {sig}");
+        still_running(&mut bg, sig);
     }
     add_instance(&c);
     wait_until("a change still renders", LIMIT, || {
@@ -440,6 +422,18 @@ fn exec_without_templates_is_a_plain_supervisor_and_exec_flags_need_exec() {
     ])
     .code(0)
     .stderr_has("-exec-* flags without -exec (or an exec block) are ignored");
+}
+
+/// Asserts `sig` neither ended nor stopped consul-render.
+#[track_caller]
+fn still_running(bg: &mut crate::support::Background, sig: &str) {
+    assert_eq!(
+        bg.wait_exit(Duration::from_millis(50)),
+        None,
+        "{sig}\n{}",
+        bg.log()
+    );
+    assert_ne!(state(bg.pid()), Some('T'), "stopped by {sig}");
 }
 
 /// A process's state letter from /proc (`T` = stopped).

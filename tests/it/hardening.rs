@@ -125,13 +125,7 @@ fn sigterm_during_a_running_command_stops_the_watcher_and_the_command() {
 
 #[test]
 fn a_failed_exec_as_pid_1_with_an_orphan_alive_is_an_error_not_a_panic() {
-    let unshare = std::process::Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .status();
-    assert!(
-        unshare.is_ok_and(|s| s.success()),
-        "unshare --pid --fork --mount-proc must work here (util-linux, root)"
-    );
+    crate::support::require_pid_namespaces();
     let d = Dir::new();
     d.write("data.json", DATA);
     d.write("in.hbs", "x\n");

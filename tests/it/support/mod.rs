@@ -368,6 +368,18 @@ pub fn writes_for(data_json: &str) -> Vec<Write> {
     out
 }
 
+/// Fails the test unless `unshare --pid --fork --mount-proc` works (util-linux, as root): the
+/// PID 1 tests run consul-render as PID 1 of a new PID namespace.
+pub fn require_pid_namespaces() {
+    let unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .status();
+    assert!(
+        unshare.is_ok_and(|s| s.success()),
+        "unshare --pid --fork --mount-proc must work here (util-linux, root)"
+    );
+}
+
 /// Polls `done` every 20 ms until it holds, failing the test after `limit`.
 #[track_caller]
 pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
