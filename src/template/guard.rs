@@ -24,30 +24,39 @@ pub struct Refused {
 }
 
 /// Scans `source` for blocks and subexpressions nested past the limits, without recursion.
-pub fn scan_nesting(source: &str) -> Result<(), Refused> {
+/// Returns where each line that starts outside every block begins (byte offsets), the places
+/// the source may be cut for parsing in pieces.
+pub fn scan_nesting(source: &str) -> Result<Vec<usize>, Refused> {
     let bytes = source.as_bytes();
     let (mut line, mut col) = (1usize, 1usize);
     let mut depth = 0usize;
     let mut i = 0;
-    // Moves `i` forward to `to`, keeping line and column.
-    let advance = |i: &mut usize, to: usize, line: &mut usize, col: &mut usize| {
-        for &b in &bytes[*i..to.min(bytes.len())] {
-            if b == b'\n' {
-                *line += 1;
-                *col = 1;
-            } else if b & 0xC0 != 0x80 {
-                *col += 1;
+    let mut top_level_lines = Vec::new();
+    // Moves `i` forward to `to`, keeping line and column; in plain text outside every block,
+    // records where lines start.
+    let mut advance =
+        |i: &mut usize, to: usize, line: &mut usize, col: &mut usize, text_at: Option<usize>| {
+            let to = to.min(bytes.len());
+            for (k, &b) in bytes[*i..to].iter().enumerate() {
+                if b == b'\n' {
+                    *line += 1;
+                    *col = 1;
+                    if text_at == Some(0) {
+                        top_level_lines.push(*i + k + 1);
+                    }
+                } else if b & 0xC0 != 0x80 {
+                    *col += 1;
+                }
             }
-        }
-        *i = to.min(bytes.len());
-    };
+            *i = to;
+        };
     let find = |from: usize, pat: &str| source[from..].find(pat).map(|p| from + p);
     while let Some(open) = find(i, "{{") {
         let escaped = open > 0 && bytes[open - 1] == b'\\';
-        advance(&mut i, open, &mut line, &mut col);
+        advance(&mut i, open, &mut line, &mut col, Some(depth));
         let (at_line, at_col) = (line, col);
         if escaped {
-            advance(&mut i, open + 2, &mut line, &mut col);
+            advance(&mut i, open + 2, &mut line, &mut col, None);
             continue;
         }
         let rest = &source[open..];
@@ -94,9 +103,10 @@ pub fn scan_nesting(source: &str) -> Result<(), Refused> {
             }
             end
         };
-        advance(&mut i, end, &mut line, &mut col);
+        advance(&mut i, end, &mut line, &mut col, None);
     }
-    Ok(())
+    advance(&mut i, bytes.len(), &mut line, &mut col, Some(depth));
+    Ok(top_level_lines)
 }
 
 /// Where the `{{…}}` starting at `from` ends (past its `}}`), and its deepest parenthesis

@@ -4,6 +4,7 @@
 mod error;
 mod guard;
 pub mod helpers;
+mod pieces;
 mod rewrite;
 pub mod scope;
 
@@ -56,7 +57,7 @@ impl Engine {
             TemplateError::at(file, source, Some(r.line), Some(r.column), r.message)
         };
         // handlebars' parser recurses on nesting: refuse what would exhaust the stack first.
-        guard::scan_nesting(source).map_err(refused)?;
+        let top_level_lines = guard::scan_nesting(source).map_err(refused)?;
         let mut hb = Handlebars::new();
         hb.register_escape_fn(handlebars::no_escape);
         hb.set_strict_mode(opts.strict);
@@ -64,15 +65,18 @@ impl Engine {
         helpers::register(&mut hb);
         hb.register_helper(guard::PARTIAL_GUARD, Box::new(guard::PartialGuard));
         hb.register_helper(rewrite::VALUE, Box::new(rewrite::Value));
-        hb.register_template_string(MAIN, source).map_err(|e| {
-            let (line, col) = e.pos().map_or((None, None), |(l, c)| (Some(l), Some(c)));
-            TemplateError::at(file, source, line, col, syntax_message(&e))
-        })?;
-        if let Some(mut t) = hb.get_template(MAIN).cloned() {
-            guard::guard_partials(&mut t).map_err(refused)?;
-            rewrite::block_params_shadow_helpers(&mut t, &helpers::is_known);
-            hb.register_template(MAIN, t);
-        }
+        let mut t = pieces::parse(&mut hb, source, &top_level_lines, pieces::PIECE_BYTES).map_err(
+            |(e, line_offset)| {
+                let (line, col) = e
+                    .pos()
+                    .map_or((None, None), |(l, c)| (Some(l + line_offset), Some(c)));
+                TemplateError::at(file, source, line, col, syntax_message(&e))
+            },
+        )?;
+        t.name = Some(MAIN.to_string());
+        guard::guard_partials(&mut t).map_err(refused)?;
+        rewrite::block_params_shadow_helpers(&mut t, &helpers::is_known);
+        hb.register_template(MAIN, t);
         Ok(Engine {
             hb,
             file: file.to_string(),
