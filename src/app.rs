@@ -273,13 +273,15 @@ fn load_jobs(cfg: &Config) -> Result<Vec<Job>, Failure> {
         let name = t.source.display_name(i);
         let text = match &t.source {
             TemplateSource::Inline(s) => s.clone(),
-            TemplateSource::File(p) => match std::fs::read_to_string(p) {
-                Ok(s) => s,
-                Err(e) => {
-                    errors.push(format!("template {}: {e}", p.display()));
-                    continue;
+            TemplateSource::File(p) => {
+                match crate::fsread::read_text(p, crate::limits::INPUT_FILE_BYTES) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        errors.push(format!("template {}: {e}", p.display()));
+                        continue;
+                    }
                 }
-            },
+            }
         };
         let opts = crate::template::Options {
             strict: t.error_on_missing_key,

@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dependency;
+pub mod fsread;
 pub mod glob;
 pub mod limits;
 pub mod output;

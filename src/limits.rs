@@ -22,6 +22,8 @@ pub const HELPER_RESULT_BYTES: usize = 64 << 20;
 pub const OUTPUT_BYTES: usize = 128 << 20;
 /// Bytes `file` reads from one file.
 pub const FILE_BYTES: u64 = 64 << 20;
+/// Bytes read from a template, config, data, token or CA file, or a destination being compared.
+pub const INPUT_FILE_BYTES: u64 = 1 << 30;
 /// Nested blocks and lists in an HCL config file.
 pub const HCL_NESTING: usize = 64;
 /// Default for `-consul-max-response-bytes`: the body of one Consul answer.

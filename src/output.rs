@@ -19,7 +19,7 @@ pub struct WriteOptions {
 
 /// True when `contents` differs from what `dest` holds now (a missing file differs).
 pub fn differs(dest: &Path, contents: &[u8]) -> Result<bool> {
-    match fs::read(dest) {
+    match crate::fsread::read(dest, crate::limits::INPUT_FILE_BYTES) {
         Ok(old) => Ok(old != contents),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
         Err(e) => Err(e).with_context(|| format!("reading {}", dest.display())),
@@ -191,7 +191,7 @@ pub fn prepare(dest: &Path, contents: &[u8], opts: WriteOptions) -> Result<Optio
 
 /// A unified diff of `dest` (empty when missing) against `new`, or `None` when they are equal.
 pub fn diff(dest: &Path, new: &str) -> Result<Option<String>> {
-    let old = match fs::read(dest) {
+    let old = match crate::fsread::read(dest, crate::limits::INPUT_FILE_BYTES) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", dest.display())),

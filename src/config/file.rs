@@ -220,7 +220,7 @@ pub fn load_path(path: &Path) -> Result<Vec<(PathBuf, FileConfig)>> {
 
 /// Parses one file: JSON when it starts with `{`, else HCL1.
 pub fn load_file(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::fsread::read_text(path, crate::limits::INPUT_FILE_BYTES)
         .with_context(|| format!("config {}: cannot read", path.display()))?;
     parse(&text).map_err(|e| anyhow!("config {}: {e}", path.display()))
 }

@@ -89,9 +89,10 @@ impl ConsulSource {
         let token = match (&cfg.token, &cfg.token_file) {
             (Some(t), _) => Some(t.clone()),
             (None, Some(file)) => {
-                let text = std::fs::read_to_string(file).map_err(|e| {
-                    ConfigError::File(format!("Consul token file {}: {e}", file.display()))
-                })?;
+                let text = crate::fsread::read_text(file, crate::limits::INPUT_FILE_BYTES)
+                    .map_err(|e| {
+                        ConfigError::File(format!("Consul token file {}: {e}", file.display()))
+                    })?;
                 Some(Secret::new(text.trim()))
             }
             (None, None) => None,
@@ -453,7 +454,8 @@ fn with_server_name(base: Url, cfg: &Consul) -> Url {
 }
 
 fn read_file(what: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|e| ConfigError::File(format!("{what} {}: {e}", path.display())))
+    crate::fsread::read(path, crate::limits::INPUT_FILE_BYTES)
+        .map_err(|e| ConfigError::File(format!("{what} {}: {e}", path.display())))
 }
 
 /// TLS settings: CA file or directory, client certificate and key, verify, server name.

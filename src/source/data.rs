@@ -171,7 +171,7 @@ impl Source for DataSource {
 impl Catalog {
     /// Loads and checks a data file; errors name the file and the offending entry.
     pub fn load(path: &Path) -> anyhow::Result<Catalog> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::fsread::read_text(path, crate::limits::INPUT_FILE_BYTES)
             .map_err(|e| anyhow::anyhow!("data file {}: {e}", path.display()))?;
         Self::from_json(&text).map_err(|e| anyhow::anyhow!("data file {}: {e}", path.display()))
     }

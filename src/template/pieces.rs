@@ -34,10 +34,7 @@ pub fn parse(
         let piece = &source[start..end];
         hb.register_template_string(PIECE, piece)
             .map_err(|e| (e, line_offset))?;
-        let mut t = hb
-            .get_template(PIECE)
-            .cloned()
-            .unwrap_or_default();
+        let mut t = hb.get_template(PIECE).cloned().unwrap_or_default();
         hb.unregister_template(PIECE);
         if line_offset > 0 {
             shift_lines(&mut t, line_offset);

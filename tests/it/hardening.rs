@@ -692,3 +692,43 @@ fn kv_values_that_are_not_utf8_are_an_error_naming_the_key() {
     d.run(&[&addr, "-template=in.hbs:out", "-once"]).code(0);
     assert_eq!(d.read("out"), "fine\n");
 }
+
+#[test]
+fn fifos_as_template_data_file_or_destination_never_hang_and_pipes_still_work() {
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    d.write("in.hbs", "{{key \"greeting\"}}\n");
+    for name in ["t.fifo", "d.fifo", "out.fifo"] {
+        let made = std::process::Command::new("mkfifo")
+            .arg(d.join(name))
+            .status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    }
+    let started = Instant::now();
+    // No writer: a FIFO template reads as empty, a FIFO data file as no data (exit 15), and a
+    // FIFO destination is compared as empty and replaced by the rendered file.
+    d.run(&["-data=data.json", "-template=t.fifo:t.out", "-once"])
+        .code(0);
+    assert_eq!(d.read("t.out"), "");
+    clean_failure(
+        &d.run(&["-data=d.fifo", "-template=in.hbs:o", "-once"]),
+        15,
+        "must hold one JSON object",
+    );
+    d.run(&["-data=data.json", "-template=in.hbs:out.fifo", "-once"])
+        .code(0);
+    assert_eq!(d.read("out.fifo"), "hello\n");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // A pipe with a writer (bash's process substitution) is read to its end.
+    let run = crate::support::Run::of(
+        std::process::Command::new("bash")
+            .current_dir(d.path())
+            .arg("-c")
+            .arg(format!(
+                "{} -data <(cat data.json) -template in.hbs -once -dry",
+                crate::support::BIN
+            )),
+    );
+    run.code(0);
+    assert_eq!(run.stdout, "hello\n");
+}
