@@ -1,7 +1,7 @@
 //! Every flag consul-render accepts, with consul-template's names, as one clap definition.
 //!
 //! Every field is an `Option` (or a list) so that `config::Config::resolve` can layer
-//! defaults < config files < environment < flags; nothing outside `config` reads these.
+//! defaults < environment < config files < flags; nothing outside `config` reads these.
 //! Go-style booleans (`-once`, `-once=false`) are `Option<bool>` with `num_args = 0..=1`;
 //! the argv rewrite normalises their values before clap sees them.
 
@@ -30,7 +30,10 @@ helpers without contacting Consul (same as -parse-only).";
     disable_help_flag = true,
     disable_version_flag = true,
     after_help = AFTER_HELP,
-    max_term_width = 100
+    max_term_width = 100,
+    // Go's flag package: a flag given twice keeps the last value (wrapper scripts append
+    // overrides); repeatable flags (-template, -config, …) still collect every value.
+    args_override_self = true
 )]
 pub struct Args {
     /// Print help.

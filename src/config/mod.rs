@@ -1,4 +1,4 @@
-//! One resolved `Config`: defaults < config files (in order) < environment < flags, validated.
+//! One resolved `Config`: defaults < environment < config files (in order) < flags, validated.
 //!
 //! Nothing outside this module sees clap or serde types. Errors say which flag, variable or file
 //! is wrong, and whether it was a flag (exit 13) or a file (exit 15).
@@ -297,7 +297,7 @@ fn parse_auth(s: &str) -> Option<Auth> {
 }
 
 impl Config {
-    /// Defaults < each config file named by `-config` < environment < flags.
+    /// Defaults < environment < each config file named by `-config` < flags.
     pub fn resolve(
         args: &Args,
         env: &dyn Fn(&str) -> Option<String>,
@@ -318,10 +318,12 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut c = Config::defaults();
         let mut wait_spec: Option<(String, Origin)> = None;
+        // consul-template's order: the environment only fills what config files and flags
+        // leave unset (a host-wide CONSUL_HTTP_ADDR never overrides a service's config file).
+        c.apply_env(env)?;
         for (path, f) in files {
             c.apply_file(path, f, &mut wait_spec)?;
         }
-        c.apply_env(env)?;
         c.apply_flags(args, &mut wait_spec)?;
         // consul-template: the flag overrides every template; else each template's own
         // `error_fatal`, else the files' `template_error_fatal`, else true.
@@ -874,15 +876,27 @@ mod tests {
     }
 
     #[test]
-    fn precedence_defaults_files_env_flags() {
+    fn precedence_defaults_env_files_flags() {
         let files = vec![(
             PathBuf::from("c.hcl"),
             file::parse("consul { address = \"file:1\" }\nmax_stale = \"5s\"\ntemplate {\n source = \"a\"\n destination = \"b\"\n}").unwrap(),
         )];
-        let env = |k: &str| (k == "CONSUL_HTTP_ADDR").then(|| "env:2".to_string());
+        let env = |k: &str| match k {
+            "CONSUL_HTTP_ADDR" => Some("env:2".to_string()),
+            "CONSUL_HTTP_TOKEN" => Some("env-token".to_string()),
+            _ => None,
+        };
         let c = Config::resolve_with_files(&args(&["--template=in.hbs:out.conf"]), &env, &files)
             .unwrap();
-        assert_eq!(c.consul.address, "env:2");
+        assert_eq!(
+            c.consul.address, "file:1",
+            "a config file wins over the environment"
+        );
+        assert_eq!(
+            c.consul.token.as_ref().map(Secret::expose),
+            Some("env-token"),
+            "the environment fills what the files leave unset"
+        );
         assert_eq!(c.consul.max_stale, Duration::from_secs(5));
         assert_eq!(
             c.templates.len(),

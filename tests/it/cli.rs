@@ -186,3 +186,49 @@ fn check_subcommand_and_parse_only() {
         .stderr_has("bad.hbs:2:1: unknown helper \"servce\" (did you mean \"service\"?)")
         .stderr_has("bad.hbs:3:1: secret: Vault functions are not supported yet");
 }
+
+#[test]
+fn a_flag_given_twice_keeps_its_last_value_and_templates_accumulate() {
+    let d = Dir::new();
+    d.write("data.json", r#"{"kv": {"a": "1"}}"#);
+    d.write("in.hbs", "{{key \"a\"}}\n");
+    let run = d.run(&[
+        "-data=data.json",
+        "-log-level=info",
+        "-log-level=err",
+        "-template=in.hbs:one",
+        "-template=in.hbs:two",
+        "-once",
+    ]);
+    run.code(0);
+    assert!(
+        !run.stderr.contains("INFO"),
+        "the last -log-level (err) wins:\n{}",
+        run.stderr
+    );
+    assert_eq!((d.read("one"), d.read("two")), ("1\n".into(), "1\n".into()));
+}
+
+#[test]
+fn a_config_file_wins_over_the_environment_and_a_flag_over_both() {
+    let d = Dir::new();
+    d.write("data.json", r#"{"kv": {"a": "1"}}"#);
+    d.write("in.hbs", "{{env \"CONSUL_HTTP_ADDR\"}}\n");
+    d.write("c.hcl", "consul {\n  address = \"file-host:1\"\n}\n");
+    // Commands get the resolved address in CONSUL_HTTP_ADDR: the file's, over the environment's.
+    let run = crate::support::Run::of(d.cmd().env("CONSUL_HTTP_ADDR", "env-host:2").args([
+        "-config=c.hcl",
+        "-data=data.json",
+        "-template=in.hbs:out:echo $CONSUL_HTTP_ADDR",
+        "-once",
+    ]));
+    run.code(0).stdout_has("file-host:1");
+    let run = crate::support::Run::of(d.cmd().env("CONSUL_HTTP_ADDR", "env-host:2").args([
+        "-config=c.hcl",
+        "-consul-addr=flag-host:3",
+        "-data=data.json",
+        "-template=in.hbs:out2:echo $CONSUL_HTTP_ADDR",
+        "-once",
+    ]));
+    run.code(0).stdout_has("flag-host:3");
+}
