@@ -341,17 +341,15 @@ impl Catalog {
         Ok(match dep {
             Dependency::Service(q) => {
                 let dc = self.dc(&q.dc, &q.query)?;
-                let entries: Vec<HealthEntry> = self
+                let entries = self
                     .entries
                     .iter()
-                    .filter(|e| e.node.datacenter == dc && e.service.service == q.name)
+                    .filter(|e| e.service.service == q.name && e.node.datacenter == dc)
                     .filter(|e| q.tag.as_ref().is_none_or(|t| e.service.tags.contains(t)))
                     .filter(|e| {
                         q.filter != HealthFilter::PassingOnly || model::all_passing(&e.checks)
-                    })
-                    .cloned()
-                    .collect();
-                Some(model::instances(&entries, q))
+                    });
+                Some(model::instances(entries, q))
             }
             Dependency::Services { dc, query } => {
                 let dc = self.dc(dc, query)?;

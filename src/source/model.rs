@@ -228,9 +228,12 @@ fn instance_value(e: &HealthEntry, status: Status) -> Value {
 
 /// Health entries → the `service` helper's list: filtered by status, sorted by Node then ID
 /// (Consul's own order kept with `~near`).
-pub fn instances(entries: &[HealthEntry], q: &ServiceQuery) -> Value {
+pub fn instances<'a>(
+    entries: impl IntoIterator<Item = &'a HealthEntry>,
+    q: &ServiceQuery,
+) -> Value {
     let mut kept: Vec<(&HealthEntry, Status)> = entries
-        .iter()
+        .into_iter()
         .filter_map(|e| {
             let status = aggregate_status(&e.checks);
             let ok = match q.filter {
