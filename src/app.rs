@@ -101,6 +101,8 @@ fn init_logging(cfg: &Config) {
 }
 
 fn run(argv: &[String]) -> Result<ExitCode, Failure> {
+    // Before any thread exists: it takes NOTIFY_SOCKET out of the environment.
+    let notifier = crate::notify::Notifier::from_env();
     let (mut args, rewritten) = match parse_args(argv)? {
         Ok(parsed) => parsed,
         Err(code) => return Ok(code),
@@ -155,7 +157,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
             Ok((cfg, jobs))
         };
         let code = runtime
-            .block_on(runner::watch(cfg, jobs, source, data, &reload))
+            .block_on(runner::watch(cfg, jobs, source, data, &reload, &notifier))
             .map_err(Failure::Runtime)?;
         runtime.shutdown_background();
         return Ok(exit_code(code));

@@ -8,6 +8,7 @@ pub mod dependency;
 pub mod fsread;
 pub mod glob;
 pub mod limits;
+pub mod notify;
 pub mod output;
 pub mod process;
 pub mod runner;

@@ -9,6 +9,7 @@
 
 use crate::config::{Config, Exec, Wait};
 use crate::dependency::Dependency;
+use crate::notify::Notifier;
 use crate::process::exec::{self, ExecChild};
 use crate::runner::signals::{self, Signals};
 use crate::runner::{deliver, Job};
@@ -89,6 +90,7 @@ pub async fn watch(
     source: Arc<dyn Source>,
     data: Option<Arc<DataSource>>,
     reload: Reload<'_>,
+    notifier: &Notifier,
 ) -> Result<i32, WatchError> {
     let sigs = Signals::new(&cfg)?;
     // A stop signal that arrives while a delivery runs a command must not wait for it: this
@@ -116,6 +118,7 @@ pub async fn watch(
     let mut dirty: BTreeSet<usize> = (0..jobs.len()).collect();
     // The first turn always runs (with no templates it only starts the exec child).
     let mut first_turn = true;
+    let mut ready_sent = false;
     loop {
         if first_turn || !dirty.is_empty() {
             first_turn = false;
@@ -154,6 +157,13 @@ pub async fn watch(
                         }
                     }
                 }
+            }
+            if !ready_sent && all_rendered.load(Ordering::Relaxed) {
+                ready_sent = true;
+                notifier.send(&[
+                    "READY=1",
+                    &format!("STATUS=all {} templates rendered; watching", jobs.len()),
+                ]);
             }
             let wanted: HashSet<Dependency> =
                 state.iter().flat_map(|s| s.used.iter().cloned()).collect();
@@ -209,6 +219,7 @@ pub async fn watch(
             }
             _ = signals::first(&mut stop_signals) => {
                 tracing::info!("stopping");
+                notifier.send(&["STOPPING=1", "STATUS=stopping"]);
                 watchers.stop();
                 return Ok(match (&mut child, &cfg.exec) {
                     (Some(c), Some(exec_cfg)) => c.stop(exec_cfg).await,
@@ -217,6 +228,7 @@ pub async fn watch(
             }
             code = child_exit(&mut child) => {
                 tracing::info!(code, "the exec child exited; stopping");
+                notifier.send(&["STOPPING=1", "STATUS=the exec child exited; stopping"]);
                 watchers.stop();
                 return Ok(code);
             }
@@ -226,7 +238,14 @@ pub async fn watch(
                 }
             }
             _ = signals::reloaded(&mut reload_signal) => {
-                match reload() {
+                notifier.reloading();
+                let outcome = reload();
+                let status = match &outcome {
+                    Ok(_) => "STATUS=reloaded configuration and templates".to_string(),
+                    Err(e) => format!("STATUS=reload failed, running the previous configuration: {e}"),
+                };
+                notifier.send(&["READY=1", &status]);
+                match outcome {
                     Ok((new_cfg, new_jobs)) => {
                         tracing::info!(templates = new_jobs.len(), "reloaded configuration and templates");
                         cfg = new_cfg;

@@ -404,3 +404,47 @@ fn consul_down_before_the_first_render_ends_after_the_retry_attempts() {
     );
     assert!(!d.exists("out.conf"));
 }
+
+#[test]
+fn systemd_hears_ready_reloading_and_stopping_in_order() {
+    use std::os::unix::net::UnixDatagram;
+    let d = Dir::new();
+    d.write("data.json", DATA);
+    d.write("in.hbs", TEMPLATE);
+    let socket = d.join("notify.sock");
+    let listener = UnixDatagram::bind(&socket).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut bg = d.spawn_cmd(
+        d.cmd()
+            .env("NOTIFY_SOCKET", &socket)
+            .args(["-data=data.json", "-template=in.hbs:out.conf:env > cmd.env"]),
+    );
+    let mut next = || {
+        let mut buf = [0u8; 1024];
+        let n = listener.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = next();
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=all 1 templates rendered"),
+        "{ready}"
+    );
+    assert!(d.exists("out.conf"), "READY=1 only after the render");
+    wait_until("the command", LIMIT, || d.exists("cmd.env"));
+    assert!(
+        !d.read("cmd.env").contains("NOTIFY_SOCKET"),
+        "commands must not see NOTIFY_SOCKET"
+    );
+    bg.signal("-HUP");
+    let reloading = next();
+    assert!(
+        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reloading}"
+    );
+    assert!(next().starts_with("READY=1\nSTATUS=reloaded"));
+    bg.signal("-TERM");
+    assert!(next().starts_with("STOPPING=1"));
+    assert_eq!(bg.wait_exit(LIMIT), Some(0), "{}", bg.log());
+}
