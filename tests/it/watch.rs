@@ -421,7 +421,7 @@ fn systemd_hears_ready_reloading_and_stopping_in_order() {
             .env("NOTIFY_SOCKET", &socket)
             .args(["-data=data.json", "-template=in.hbs:out.conf:env > cmd.env"]),
     );
-    let mut next = || {
+    let next = || {
         let mut buf = [0u8; 1024];
         let n = listener.recv(&mut buf).expect("a notification");
         String::from_utf8_lossy(&buf[..n]).into_owned()
