@@ -120,10 +120,8 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     if cfg.parse_only {
         return check_templates(&cfg);
     }
-    if cfg.status_addr.is_some() {
-        return Err(Failure::Usage(
-            "-status-addr (/health, /ready, /metrics) is not available in this version yet".into(),
-        ));
+    if cfg.status_addr.is_some() && cfg.once {
+        tracing::warn!("-status-addr is ignored with -once (it serves watch and exec mode)");
     }
     let _pid_file = match &cfg.pid_file {
         Some(p) => Some(PidFile::create(p).map_err(|e| Failure::Runtime(format!("{e:#}")))?),
@@ -156,8 +154,22 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
             let jobs = load_jobs(&cfg).map_err(|e| e.to_string())?;
             Ok((cfg, jobs))
         };
+        let status_addr = cfg.status_addr.clone();
+        // /health turns 503 once the loop is busy longer than any command or fetch may take.
+        let longest_command = cfg.templates.iter().map(|t| t.command_timeout).max();
+        crate::status::state().configure(
+            cfg.consul.block_query_wait
+                + longest_command.unwrap_or_default() * 2
+                + std::time::Duration::from_secs(30),
+            cfg.status_consul_timeout,
+        );
         let code = runtime
-            .block_on(runner::watch(cfg, jobs, source, data, &reload, &notifier))
+            .block_on(async {
+                if let Some(addr) = &status_addr {
+                    crate::status::serve(addr).await?;
+                }
+                runner::watch(cfg, jobs, source, data, &reload, &notifier).await
+            })
             .map_err(Failure::Runtime)?;
         runtime.shutdown_background();
         return Ok(exit_code(code));

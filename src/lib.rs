@@ -13,5 +13,6 @@ pub mod output;
 pub mod process;
 pub mod runner;
 pub mod source;
+pub mod status;
 pub mod template;
 pub mod watch;

@@ -316,9 +316,18 @@ pub struct Args {
     #[arg(long = "pid-file", value_name = "PATH", help_heading = "Process")]
     pub pid_file: Option<String>,
 
-    /// Serve /health, /ready and /metrics on this address [not available yet].
+    /// Serve /health, /ready and /metrics on this address (HOST:PORT; a bare PORT binds
+    /// 127.0.0.1) in watch and exec mode.
     #[arg(long = "status-addr", value_name = "ADDR", help_heading = "Process")]
     pub status_addr: Option<String>,
+
+    /// How long Consul may be unreachable before /ready answers 503 (default 1m).
+    #[arg(
+        long = "status-consul-timeout",
+        value_name = "DURATION",
+        help_heading = "Process"
+    )]
+    pub status_consul_timeout: Option<String>,
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub struct FileConfig {
     pub max_connections: Option<u32>,
     pub max_response_bytes: Option<u64>,
     pub status_addr: Option<String>,
+    pub status_consul_timeout: Option<String>,
     pub data: Option<String>,
 }
 

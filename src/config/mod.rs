@@ -226,6 +226,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub pid_file: Option<PathBuf>,
     pub status_addr: Option<String>,
+    /// How long Consul may be unreachable before /ready says 503.
+    pub status_consul_timeout: Duration,
     /// Said once logging is up (settings that are accepted but do nothing).
     pub warnings: Vec<String>,
 }
@@ -381,6 +383,7 @@ impl Config {
             log_format: LogFormat::Text,
             pid_file: None,
             status_addr: None,
+            status_consul_timeout: Duration::from_secs(60),
             warnings: Vec::new(),
         }
     }
@@ -578,6 +581,9 @@ impl Config {
         }
         if let Some(a) = &f.status_addr {
             self.status_addr = Some(a.clone());
+        }
+        if let Some(t) = &f.status_consul_timeout {
+            self.status_consul_timeout = dur(o, "status_consul_timeout", t)?;
         }
         if let Some(d) = &f.data {
             self.data = Some(resolve_relative(path, d));
@@ -805,6 +811,9 @@ impl Config {
         }
         if let Some(s) = &a.status_addr {
             self.status_addr = Some(s.clone());
+        }
+        if let Some(t) = &a.status_consul_timeout {
+            self.status_consul_timeout = dur(Origin::Flag("status-consul-timeout"), "", t)?;
         }
         Ok(())
     }

@@ -206,6 +206,12 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
         if let Some(dest) = &job.config.destination {
             tracing::info!(dest = %dest.display(), template = %job.name, "rendered");
         }
+        crate::status::metrics::get()
+            .writes
+            .get_or_create(&crate::status::metrics::TemplateLabel {
+                template: job.name.clone(),
+            })
+            .inc();
         installed.push((job, had_previous));
     }
     let mut commands: Vec<(&Job, &Vec<String>)> = Vec::new();
@@ -228,7 +234,27 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
             continue;
         }
         let timeout = job.config.command_timeout;
-        match process::run(argv, &env, timeout) {
+        let result = process::run(argv, &env, timeout);
+        let metrics = crate::status::metrics::get();
+        let outcome = match &result {
+            Ok(f) => {
+                metrics.command_duration.observe(f.duration.as_secs_f64());
+                if f.success() {
+                    "ok"
+                } else {
+                    "failed"
+                }
+            }
+            Err(_) => "failed",
+        };
+        metrics
+            .commands
+            .get_or_create(&crate::status::metrics::TemplateResult {
+                template: job.name.clone(),
+                result: outcome.into(),
+            })
+            .inc();
+        match result {
             Ok(f) if f.success() => {
                 tracing::info!(command = %shown, code = f.code, duration_ms = f.duration.as_millis() as u64, "command finished");
             }

@@ -120,6 +120,7 @@ pub async fn watch(
     let mut first_turn = true;
     let mut ready_sent = false;
     loop {
+        crate::status::state().busy();
         if first_turn || !dirty.is_empty() {
             first_turn = false;
             // Delivery runs check and reload commands synchronously; keep the watchers running.
@@ -129,6 +130,7 @@ pub async fn watch(
             dirty.clear();
             if !all_rendered.load(Ordering::Relaxed) && state.iter().all(|s| s.rendered_once) {
                 all_rendered.store(true, Ordering::Relaxed);
+                crate::status::state().set_all_rendered();
                 tracing::info!(
                     templates = jobs.len(),
                     "all templates rendered; watching for changes"
@@ -171,8 +173,12 @@ pub async fn watch(
                 Arc::make_mut(&mut store).remove(&gone);
             }
             tracing::debug!(dependencies = watchers.len(), "watching");
+            crate::status::metrics::get()
+                .dependencies
+                .set(watchers.len() as i64);
         }
         let next_quiet = state.iter().filter_map(|s| s.quiet.map(|q| q.0)).min();
+        crate::status::state().idle();
         tokio::select! {
             ev = rx.recv() => {
                 let Some(ev) = ev else { return Err("every watcher stopped".into()) };
@@ -271,12 +277,39 @@ fn render_and_deliver(
     dirty: &BTreeSet<usize>,
 ) -> Result<usize, WatchError> {
     let mut ready: Vec<(usize, String)> = Vec::new();
+    let metrics = crate::status::metrics::get();
+    let count = |job: &Job, result: &str| {
+        metrics
+            .renders
+            .get_or_create(&crate::status::metrics::TemplateResult {
+                template: job.name.clone(),
+                result: result.into(),
+            })
+            .inc();
+    };
     for &j in dirty {
         let job = &jobs[j];
         match job.engine.render(store.clone()) {
             Ok(r) => {
                 state[j].used = r.used.into_iter().collect();
+                count(
+                    job,
+                    if r.missing.is_empty() {
+                        "ok"
+                    } else {
+                        "incomplete"
+                    },
+                );
                 if r.missing.is_empty() {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64());
+                    metrics
+                        .last_success
+                        .get_or_create(&crate::status::metrics::TemplateLabel {
+                            template: job.name.clone(),
+                        })
+                        .set(now);
                     state[j].waiting.clear();
                     ready.push((j, r.output));
                 } else {
@@ -284,6 +317,7 @@ fn render_and_deliver(
                 }
             }
             Err(e) => {
+                count(job, "error");
                 let fatal = job.config.error_fatal.unwrap_or(true);
                 if fatal {
                     return Err(e.to_string());

@@ -180,6 +180,37 @@ impl ConsulSource {
     ) -> Result<(Answer, Duration), Failed> {
         let url = self.url(segments, query);
         let path = url.path().to_string();
+        let endpoint = endpoint(segments);
+        let metrics = crate::status::metrics::get();
+        let started = std::time::Instant::now();
+        metrics.open_connections.inc();
+        let result = self.send_inner(url, &path, timeout).await;
+        metrics.open_connections.dec();
+        metrics
+            .consul_request_duration
+            .observe(started.elapsed().as_secs_f64());
+        let code = match &result {
+            Ok((a, _)) => a.status.as_u16().to_string(),
+            Err(_) => "error".to_string(),
+        };
+        metrics
+            .consul_requests
+            .get_or_create(&crate::status::metrics::EndpointCode { endpoint, code })
+            .inc();
+        match &result {
+            Ok((a, _)) if !a.status.is_server_error() => crate::status::state().consul_ok(),
+            _ => crate::status::state().consul_failed(),
+        }
+        result
+    }
+
+    async fn send_inner(
+        &self,
+        url: Url,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(Answer, Duration), Failed> {
+        let path = path.to_string();
         let mut req = self.http.get(url).timeout(timeout);
         if let Some(t) = &self.token {
             req = req.header("X-Consul-Token", t.expose());
@@ -405,6 +436,16 @@ impl ConsulSource {
 impl Source for ConsulSource {
     fn fetch<'a>(&'a self, dep: &'a Dependency, block: Option<Block>) -> FetchFuture<'a> {
         Box::pin(self.attempt(dep, block))
+    }
+}
+
+/// The endpoint a request went to, without its names (`health/service`, `kv`), for metrics.
+fn endpoint(segments: &[&str]) -> String {
+    match segments {
+        ["kv", ..] => "kv".into(),
+        [a, b, ..] => format!("{a}/{b}"),
+        [a] => (*a).to_string(),
+        [] => String::new(),
     }
 }
 

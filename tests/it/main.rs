@@ -11,5 +11,6 @@ mod helpers;
 mod nginx;
 mod ported;
 mod render;
+mod status;
 mod support;
 mod watch;
