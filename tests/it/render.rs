@@ -424,14 +424,14 @@ fn pid_file_exists_while_running_and_is_removed_after() {
 }
 
 #[test]
-fn status_addr_is_refused_until_it_exists() {
+fn a_bad_status_addr_is_an_error_naming_it_and_nothing_is_written() {
     let d = setup();
     d.run(&[
-        "-status-addr=127.0.0.1:0",
+        "-status-addr=nope",
         "-data=data.json",
         "-template=in.hbs:out",
     ])
-    .code(13)
-    .stderr_has("-status-addr");
+    .code(14)
+    .stderr_has("-status-addr \"nope\": expected HOST:PORT, :PORT or PORT");
     assert!(!d.exists("out"));
 }
