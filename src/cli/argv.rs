@@ -43,6 +43,10 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 pub enum Subcommand {
     /// `consul-render check …`: syntax-check templates, contact nothing.
     Check,
+    /// `consul-render completions SHELL`: print a shell completion script.
+    Completions(clap_complete::Shell),
+    /// `consul-render man`: print the man page (roff).
+    Man,
 }
 
 /// argv in clap's syntax, plus what the user should be told (deprecated aliases).
@@ -143,9 +147,28 @@ pub fn rewrite(argv: &[String], cmd: &Command) -> Result<Rewritten, ArgvError> {
     if let Some(program) = iter.next() {
         out.args.push(program.clone());
     }
-    if iter.peek().map(|s| s.as_str()) == Some("check") {
-        iter.next();
-        out.subcommand = Some(Subcommand::Check);
+    match iter.peek().map(|s| s.as_str()) {
+        Some("check") => {
+            iter.next();
+            out.subcommand = Some(Subcommand::Check);
+        }
+        Some("completions") => {
+            iter.next();
+            let shell = iter.next().map(String::as_str).unwrap_or_default();
+            let shell = shell.parse::<clap_complete::Shell>().map_err(|_| {
+                ArgvError(format!(
+                    "completions {shell:?}: name a shell (bash, zsh, fish, elvish, powershell)"
+                ))
+            })?;
+            out.subcommand = Some(Subcommand::Completions(shell));
+            return Ok(out);
+        }
+        Some("man") => {
+            iter.next();
+            out.subcommand = Some(Subcommand::Man);
+            return Ok(out);
+        }
+        _ => {}
     }
     while let Some(token) = iter.next() {
         if token == "--" {

@@ -232,3 +232,30 @@ fn a_config_file_wins_over_the_environment_and_a_flag_over_both() {
     ]));
     run.code(0).stdout_has("flag-host:3");
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_flag_definitions() {
+    let d = Dir::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let run = d.run(&["completions", shell]);
+        run.code(0).stdout_has("template").stdout_has("consul-addr");
+        if shell == "bash" {
+            d.write("c.bash", &run.stdout);
+            let syntax = std::process::Command::new("bash")
+                .args(["-n", "c.bash"])
+                .current_dir(d.path())
+                .status();
+            assert!(
+                syntax.is_ok_and(|s| s.success()),
+                "bash -n on the completions"
+            );
+        }
+    }
+    d.run(&["completions", "tcsh"])
+        .code(13)
+        .stderr_has("name a shell");
+    d.run(&["man"])
+        .code(0)
+        .stdout_has(".TH consul-render 1")
+        .stdout_has("status\\-addr");
+}
