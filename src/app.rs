@@ -100,34 +100,39 @@ fn init_logging(cfg: &Config) {
     };
 }
 
-fn run(argv: &[String]) -> Result<ExitCode, Failure> {
-    // Before any thread exists: it takes NOTIFY_SOCKET out of the environment.
-    let notifier = crate::notify::Notifier::from_env();
-    // Generated from the same flag definitions: completions and the man page.
-    let generated = match cli::rewrite(argv, &Args::command()).map(|r| r.subcommand) {
+/// `completions SHELL` and `man`: generated from the same flag definitions and printed.
+/// `None` for every other command line.
+fn print_generated(argv: &[String]) -> Result<Option<ExitCode>, Failure> {
+    let text = match cli::rewrite(argv, &Args::command()).map(|r| r.subcommand) {
         Ok(Some(Subcommand::Completions(shell))) => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Args::command(), "consul-render", &mut buf);
-            Some(buf)
+            buf
         }
         Ok(Some(Subcommand::Man)) => {
             let mut buf = Vec::new();
             clap_mangen::Man::new(Args::command())
                 .render(&mut buf)
                 .map_err(|e| Failure::Runtime(format!("rendering the man page: {e}")))?;
-            Some(buf)
+            buf
         }
-        _ => None,
+        _ => return Ok(None),
     };
-    if let Some(text) = generated {
-        use std::io::Write as _;
-        return match std::io::stdout().write_all(&text) {
-            // `| head` closing the pipe early is not a failure.
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                Err(Failure::Runtime(format!("writing to stdout: {e}")))
-            }
-            _ => Ok(ExitCode::SUCCESS),
-        };
+    use std::io::Write as _;
+    match std::io::stdout().write_all(&text) {
+        // `| head` closing the pipe early is not a failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::Runtime(format!("writing to stdout: {e}")))
+        }
+        _ => Ok(Some(ExitCode::SUCCESS)),
+    }
+}
+
+fn run(argv: &[String]) -> Result<ExitCode, Failure> {
+    // Before any thread exists: it takes NOTIFY_SOCKET out of the environment.
+    let notifier = crate::notify::Notifier::from_env();
+    if let Some(code) = print_generated(argv)? {
+        return Ok(code);
     }
     let (mut args, rewritten) = match parse_args(argv)? {
         Ok(parsed) => parsed,
