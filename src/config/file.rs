@@ -45,6 +45,8 @@ pub struct ConsulFile {
     pub auth: Option<AuthFile>,
     pub retry: Option<RetryFile>,
     pub ssl: Option<SslFile>,
+    pub namespace: Option<String>,
+    pub partition: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

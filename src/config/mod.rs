@@ -87,6 +87,10 @@ pub struct Consul {
     pub max_connections: u32,
     /// Largest answer body read (`limits::RESPONSE_BYTES` by default).
     pub max_response_bytes: u64,
+    /// Consul Enterprise namespace and admin partition every request names (`ns=`,
+    /// `partition=`) unless its query gives one; `CONSUL_NAMESPACE`, `CONSUL_PARTITION`.
+    pub namespace: Option<String>,
+    pub partition: Option<String>,
 }
 
 /// One template to render.
@@ -365,6 +369,8 @@ impl Config {
                 block_query_wait: Duration::from_secs(60),
                 max_connections: 128,
                 max_response_bytes: crate::limits::RESPONSE_BYTES,
+                namespace: None,
+                partition: None,
             },
             templates: Vec::new(),
             data: None,
@@ -405,6 +411,12 @@ impl Config {
             }
             if let Some(t) = &consul.token_file {
                 k.token_file = Some(t.into());
+            }
+            if let Some(n) = &consul.namespace {
+                k.namespace = Some(n.clone());
+            }
+            if let Some(p) = &consul.partition {
+                k.partition = Some(p.clone());
             }
             if let Some(a) = &consul.auth {
                 if a.enabled != Some(false) {
@@ -624,6 +636,12 @@ impl Config {
         }
         if let Some(v) = get("CONSUL_TLS_SERVER_NAME") {
             k.ssl.server_name = Some(v);
+        }
+        if let Some(v) = get("CONSUL_NAMESPACE") {
+            k.namespace = Some(v);
+        }
+        if let Some(v) = get("CONSUL_PARTITION") {
+            k.partition = Some(v);
         }
         for var in ["CT_LOG", "CONSUL_TEMPLATE_LOG", "CONSUL_TEMPLATE_LOG_LEVEL"] {
             if let Some(v) = get(var) {

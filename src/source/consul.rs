@@ -29,6 +29,9 @@ pub struct ConsulSource {
     auth: Option<config::Auth>,
     max_stale: Duration,
     max_response_bytes: u64,
+    /// Sent as `ns=` / `partition=` with every request whose query names none.
+    namespace: Option<String>,
+    partition: Option<String>,
     agent_node: tokio::sync::OnceCell<String>,
 }
 
@@ -117,6 +120,8 @@ impl ConsulSource {
             auth: cfg.auth.clone(),
             max_stale: cfg.max_stale,
             max_response_bytes: cfg.max_response_bytes,
+            namespace: cfg.namespace.clone().filter(|n| !n.is_empty()),
+            partition: cfg.partition.clone().filter(|p| !p.is_empty()),
             agent_node: tokio::sync::OnceCell::new(),
         })
     }
@@ -178,7 +183,15 @@ impl ConsulSource {
         query: &[(String, String)],
         timeout: Duration,
     ) -> Result<(Answer, Duration), Failed> {
-        let url = self.url(segments, query);
+        let mut query = query.to_vec();
+        for (key, value) in [("ns", &self.namespace), ("partition", &self.partition)] {
+            if let Some(v) = value {
+                if !query.iter().any(|(k, _)| k == key) {
+                    query.push((key.to_string(), v.clone()));
+                }
+            }
+        }
+        let url = self.url(segments, &query);
         let path = url.path().to_string();
         let endpoint = endpoint(segments);
         let metrics = crate::status::metrics::get();

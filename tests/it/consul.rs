@@ -497,3 +497,49 @@ fn simulator_agrees_with_py_consul() {
     );
     assert!(text.contains("all checks passed"), "{text}");
 }
+
+#[test]
+fn namespace_and_partition_from_the_environment_or_a_config_file_reach_consul() {
+    let c = Consul::start();
+    let Some(sim) = c.sim() else { return };
+    c.put_kv("app/a", "1");
+    let d = Dir::new();
+    d.write("in.hbs", "{{key \"app/a\"}}{{key \"app/a?ns=other\"}}\n");
+    let addr = format!("-consul-addr={}", c.addr);
+    let run = crate::support::Run::of(
+        d.cmd()
+            .env("CONSUL_NAMESPACE", "team-a")
+            .env("CONSUL_PARTITION", "part-1")
+            .args([&addr, "-template=in.hbs:out", "-once"]),
+    );
+    run.code(0);
+    let queries = sim.queries();
+    assert!(
+        queries.iter().any(|q| q.starts_with("/v1/kv/app/a?")
+            && q.contains("ns=team-a")
+            && q.contains("partition=part-1")),
+        "{queries:?}"
+    );
+    assert!(
+        queries
+            .iter()
+            .any(|q| q.contains("ns=other") && !q.contains("ns=team-a")),
+        "a query's own ns wins: {queries:?}"
+    );
+    // A config file's namespace wins over the environment's.
+    sim.reset_counters();
+    d.write("c.hcl", "consul {\n  namespace = \"from-file\"\n}\n");
+    d.write("in.hbs", "{{key \"app/a\"}}\n");
+    let run = crate::support::Run::of(d.cmd().env("CONSUL_NAMESPACE", "team-a").args([
+        &addr,
+        "-config=c.hcl",
+        "-template=in.hbs:out2",
+        "-once",
+    ]));
+    run.code(0);
+    let queries = sim.queries();
+    assert!(
+        queries.iter().any(|q| q.contains("ns=from-file")),
+        "{queries:?}"
+    );
+}

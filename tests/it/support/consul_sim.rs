@@ -100,6 +100,8 @@ struct Data {
 #[derive(Default)]
 struct Counters {
     total: u64,
+    /// The query strings of the last requests (at most 1,000).
+    queries: std::collections::VecDeque<String>,
     per_path: BTreeMap<String, u64>,
     in_flight: u64,
     in_flight_max: u64,
@@ -314,6 +316,15 @@ impl Sim {
         (c.total, c.per_path.clone())
     }
 
+    /// The last requests' paths and query strings (`/v1/kv/a?ns=x`), oldest first.
+    pub fn queries(&self) -> Vec<String> {
+        lock(&self.shared.counters)
+            .queries
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     /// Requests open now.
     pub fn in_flight(&self) -> u64 {
         lock(&self.shared.counters).in_flight
@@ -415,6 +426,11 @@ async fn count(State(st): State<St>, req: Request, next: Next) -> Response {
     {
         let mut c = lock(&st.counters);
         c.total += 1;
+        if c.queries.len() >= 1000 {
+            c.queries.pop_front();
+        }
+        c.queries
+            .push_back(format!("{path}?{}", req.uri().query().unwrap_or_default()));
         *c.per_path.entry(path).or_default() += 1;
         c.in_flight += 1;
         c.in_flight_max = c.in_flight_max.max(c.in_flight);
