@@ -7,21 +7,31 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
-/// The whole file, or an error naming what is wrong with it (the caller adds the path).
-pub fn read(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+/// Whether a FIFO may be read (a pipe from `<(cmd)`) or is refused like a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fifo {
+    Read,
+    Refuse,
+}
+
+/// Opens `path` for reading without ever blocking in `open`: a regular file, or a FIFO when
+/// `fifo` allows it (then switched back to blocking reads, as a pipe is read). Sockets,
+/// devices and directories are refused with the kind named.
+pub fn open(path: &Path, fifo: Fifo) -> io::Result<std::fs::File> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
         .open(path)?;
     let kind = file.metadata()?.file_type();
-    if kind.is_fifo() {
-        // Opened without waiting for a writer; now read as a pipe normally is.
+    if kind.is_fifo() && fifo == Fifo::Read {
         let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
         let flags = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
         nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags))?;
     } else if !kind.is_file() {
         let what = if kind.is_dir() {
             "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
         } else if kind.is_socket() {
             "a socket"
         } else {
@@ -32,6 +42,11 @@ pub fn read(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
             format!("not a regular file ({what})"),
         ));
     }
+    Ok(file)
+}
+
+/// Everything `file` holds, at most `limit` bytes (more is an error).
+pub fn read_all(file: std::fs::File, limit: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
@@ -43,9 +58,15 @@ pub fn read(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// `read`, as UTF-8 text.
-pub fn read_text(path: &Path, limit: u64) -> io::Result<String> {
-    String::from_utf8(read(path, limit)?).map_err(|e| {
+/// The whole file (a FIFO read as a pipe), or an error naming what is wrong with it (the
+/// caller adds the path).
+pub fn read(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    read_all(open(path, Fifo::Read)?, limit)
+}
+
+/// `bytes` as UTF-8 text, or an error giving the offset of the first bad byte.
+pub fn text(bytes: Vec<u8>) -> io::Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
@@ -54,6 +75,11 @@ pub fn read_text(path: &Path, limit: u64) -> io::Result<String> {
             ),
         )
     })
+}
+
+/// `read`, as UTF-8 text.
+pub fn read_text(path: &Path, limit: u64) -> io::Result<String> {
+    text(read(path, limit)?)
 }
 
 #[cfg(test)]

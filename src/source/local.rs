@@ -6,10 +6,10 @@
 //! a check and the read cannot lead outside it.
 
 use crate::dependency::Dependency;
+use crate::fsread;
 use crate::source::{Fetched, SourceError};
 use serde_json::Value;
-use std::io::{ErrorKind, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 /// Reads a file for `file`. A missing file is `None` (the render waits or once mode fails);
@@ -17,11 +17,7 @@ use std::path::{Path, PathBuf};
 /// the sandbox, too large, not UTF-8) is an error naming the path.
 pub fn read(path: &Path, sandbox: Option<&Path>) -> Result<Fetched, SourceError> {
     let fail = |why: String| SourceError::Fatal(format!("file {}: {why}", path.display()));
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
-        .open(path)
-    {
+    let file = match fsread::open(path, fsread::Fifo::Refuse) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             return Ok(Fetched {
@@ -29,15 +25,11 @@ pub fn read(path: &Path, sandbox: Option<&Path>) -> Result<Fetched, SourceError>
                 index: 0,
             })
         }
+        Err(e) if e.kind() == ErrorKind::InvalidInput => {
+            return Err(fail(format!("{e}; file reads regular files only")))
+        }
         Err(e) => return Err(fail(e.to_string())),
     };
-    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(fail(format!(
-            "not a regular file ({}); file reads regular files only",
-            kind(&meta.file_type())
-        )));
-    }
     if let Some(sandbox) = sandbox {
         let opened = opened_path(&file, path).map_err(fail)?;
         let root = sandbox
@@ -51,23 +43,12 @@ pub fn read(path: &Path, sandbox: Option<&Path>) -> Result<Fetched, SourceError>
             )));
         }
     }
-    let limit = crate::limits::FILE_BYTES;
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(e.to_string()))?;
-    if bytes.len() as u64 > limit {
-        return Err(fail(format!(
-            "larger than the limit of {} MiB",
-            limit >> 20
-        )));
-    }
-    let text = String::from_utf8(bytes).map_err(|e| {
-        fail(format!(
-            "not UTF-8 text (invalid byte at offset {}); templates render text only",
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
+    let text = fsread::read_all(file, crate::limits::FILE_BYTES)
+        .and_then(fsread::text)
+        .map_err(|e| match e.kind() {
+            ErrorKind::InvalidData => fail(format!("{e}; templates render text only")),
+            _ => fail(e.to_string()),
+        })?;
     Ok(Fetched {
         value: Some(Value::String(text)),
         index: 0,
@@ -106,21 +87,6 @@ fn opened_path(file: &std::fs::File, path: &Path) -> Result<PathBuf, String> {
         return Err("changed while it was being opened".into());
     }
     Ok(resolved)
-}
-
-fn kind(t: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else {
-        "not a regular file"
-    }
 }
 
 #[cfg(test)]
