@@ -101,15 +101,15 @@ fn init_logging(cfg: &Config) {
 }
 
 /// `completions SHELL` and `man`: generated from the same flag definitions and printed.
-/// `None` for every other command line.
-fn print_generated(argv: &[String]) -> Result<Option<ExitCode>, Failure> {
-    let text = match cli::rewrite(argv, &Args::command()).map(|r| r.subcommand) {
-        Ok(Some(Subcommand::Completions(shell))) => {
+/// `None` for every other subcommand.
+fn print_generated(subcommand: Option<Subcommand>) -> Result<Option<ExitCode>, Failure> {
+    let text = match subcommand {
+        Some(Subcommand::Completions(shell)) => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Args::command(), "consul-render", &mut buf);
             buf
         }
-        Ok(Some(Subcommand::Man)) => {
+        Some(Subcommand::Man) => {
             let mut buf = Vec::new();
             clap_mangen::Man::new(Args::command())
                 .render(&mut buf)
@@ -131,13 +131,13 @@ fn print_generated(argv: &[String]) -> Result<Option<ExitCode>, Failure> {
 fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     // Before any thread exists: it takes NOTIFY_SOCKET out of the environment.
     let notifier = crate::notify::Notifier::from_env();
-    if let Some(code) = print_generated(argv)? {
-        return Ok(code);
-    }
     let (mut args, rewritten) = match parse_args(argv)? {
         Ok(parsed) => parsed,
         Err(code) => return Ok(code),
     };
+    if let Some(code) = print_generated(rewritten.subcommand)? {
+        return Ok(code);
+    }
     if rewritten.subcommand == Some(Subcommand::Check) {
         args.parse_only = Some(true);
     }

@@ -247,8 +247,9 @@ pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Resu
         }
     };
     let shown = display(argv);
-    if !timed_out && !interrupted {
-        // Left running on purpose, perhaps (`nginx -s reload || nginx` starts a daemon).
+    if !timed_out && !interrupted && tracing::enabled!(tracing::Level::DEBUG) {
+        // Left running on purpose, perhaps (`nginx -s reload || nginx` starts a daemon); the
+        // /proc scan is only worth it for the debug line.
         left_behind = group_members(pid);
         if !left_behind.is_empty() {
             tracing::debug!(command = %shown, processes = ?left_behind, "the command left processes running");

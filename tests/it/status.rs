@@ -1,8 +1,7 @@
 //! `-status-addr` through the binary: /health, /ready across the first render and a Consul
 //! outage, and /metrics read by prometheus-client's own OpenMetrics parser.
 
-use crate::support::consul_sim::{Listen, Sim};
-use crate::support::{free_port, repo, wait_until, writes_for, Consul, Dir};
+use crate::support::{free_port, repo, wait_until, Consul, Dir};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -64,12 +63,9 @@ fn sample(parsed: &str, prefix: &str) -> Option<f64> {
 
 #[test]
 fn health_ready_and_metrics_follow_renders_commands_and_outages() {
-    let c = Consul::start();
-    let Some(_) = c.sim() else { return };
-    drop(c);
-    let sim = Sim::start_loaded(Listen::Tcp, None, "agent-node", &writes_for(DATA));
-    let addr = sim.addr.clone();
-    let c = Consul::with_sim(sim);
+    let Some((c, addr)) = Consul::restartable(DATA) else {
+        return;
+    };
     let d = Dir::new();
     d.write(
         "in.hbs",
@@ -163,7 +159,7 @@ fn health_ready_and_metrics_follow_renders_commands_and_outages() {
         Some(0.0)
     );
     // Back on the same port: ready again.
-    let _sim = Sim::start_loaded(Listen::TcpAt(addr), None, "agent-node", &writes_for(DATA));
+    let _sim = Consul::restart_at(&addr, DATA);
     wait_until("ready after the outage", LIMIT, || {
         get(port, "/ready").is_ok_and(|(c, _)| c == 200)
     });

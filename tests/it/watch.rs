@@ -2,8 +2,7 @@
 //! re-render and run the command once, unrelated ones do nothing, quiescence, outages, index
 //! resets, file changes, signals, and the connection cap.
 
-use crate::support::consul_sim::{Listen, Sim};
-use crate::support::{wait_until, writes_for, Consul, Dir};
+use crate::support::{wait_until, Consul, Dir};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -198,12 +197,9 @@ fn fifty_rapid_changes_inside_the_wait_give_one_write() {
 
 #[test]
 fn an_outage_writes_nothing_and_one_render_catches_up() {
-    let c = Consul::start();
-    let Some(_) = c.sim() else { return };
-    drop(c);
-    let sim = Sim::start_loaded(Listen::Tcp, None, "agent-node", &writes_for(DATA));
-    let addr = sim.addr.clone();
-    let c = Consul::with_sim(sim);
+    let Some((c, addr)) = Consul::restartable(DATA) else {
+        return;
+    };
     let d = Dir::new();
     // One retry attempt only: after the first render a watcher must never give up anyway.
     let mut bg = start(
@@ -232,7 +228,7 @@ fn an_outage_writes_nothing_and_one_render_catches_up() {
         r#"{"Node": "n2", "ID": "db-1""#,
         r#"{"Node": "n2", "ID": "web-2", "Service": "web", "Port": 81}, {"Node": "n2", "ID": "db-1""#,
     );
-    let _sim = Sim::start_loaded(Listen::TcpAt(addr), None, "agent-node", &writes_for(&more));
+    let _sim = Consul::restart_at(&addr, &more);
     wait_until("the catch-up render", LIMIT, || {
         d.read("out.conf") == "hello web-1:80 web-2:81\n"
     });

@@ -195,7 +195,7 @@ pub fn content_lines(s: &str) -> Vec<String> {
 
 pub mod consul_sim;
 
-use consul_sim::Sim;
+use consul_sim::{Listen, Sim};
 use serde_json::{json, Value};
 
 /// The Consul the tests talk to: the simulator, or the real agent named by `CONSUL_HTTP_ADDR`.
@@ -264,6 +264,28 @@ impl Consul {
         }
         let resp = req.send().unwrap_or_else(|e| panic!("PUT {path}: {e}"));
         assert!(resp.status().is_success(), "PUT {path}: {}", resp.status());
+    }
+
+    /// A simulator holding `data_json`, and the address it listens on, for tests that stop it
+    /// (drop the `Consul`) and start it again there (`Consul::restart_at`). `None` against a
+    /// real agent, which a test cannot stop.
+    pub fn restartable(data_json: &str) -> Option<(Consul, String)> {
+        let probe = Consul::start();
+        probe.sim()?;
+        drop(probe);
+        let sim = Sim::start_loaded(Listen::Tcp, None, "agent-node", &writes_for(data_json));
+        let addr = sim.addr.clone();
+        Some((Consul::with_sim(sim), addr))
+    }
+
+    /// A simulator holding `data_json` on `addr` again, after an outage.
+    pub fn restart_at(addr: &str, data_json: &str) -> Sim {
+        Sim::start_loaded(
+            Listen::TcpAt(addr.to_string()),
+            None,
+            "agent-node",
+            &writes_for(data_json),
+        )
     }
 
     /// `PUT /v1/catalog/register`.
