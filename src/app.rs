@@ -138,8 +138,10 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     if let Some(code) = print_generated(rewritten.subcommand)? {
         return Ok(code);
     }
-    if rewritten.subcommand == Some(Subcommand::Check) {
-        args.parse_only = Some(true);
+    match rewritten.subcommand {
+        Some(Subcommand::Check) => args.parse_only = Some(true),
+        Some(Subcommand::Capture) => args.capture = true,
+        _ => {}
     }
     let cfg = Config::resolve(&args, &|k| std::env::var(k).ok())?;
     init_logging(&cfg);
@@ -150,6 +152,9 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     }
     if cfg.parse_only {
         return check_templates(&cfg);
+    }
+    if cfg.capture {
+        return capture(&cfg);
     }
     if cfg.status_addr.is_some() && cfg.once {
         tracing::warn!("-status-addr is ignored with -once (it serves watch and exec mode)");
@@ -209,7 +214,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(format!("starting the runtime: {e}")))?;
-    let (outputs, stats) = runtime
+    let runner::Finished { outputs, stats, .. } = runtime
         .block_on(runner::once(
             &jobs,
             source.as_ref(),
@@ -355,6 +360,54 @@ fn load_jobs(cfg: &Config) -> Result<Vec<Job>, Failure> {
     } else {
         Err(Failure::Config(errors.join("\n")))
     }
+}
+
+/// `capture`: renders against Consul, then writes the data file (atomically) or prints it.
+fn capture(cfg: &Config) -> Result<ExitCode, Failure> {
+    let jobs = load_jobs(cfg)?;
+    let source = ConsulSource::new(&cfg.consul)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("starting the runtime: {e}")))?;
+    let captured = runtime
+        .block_on(crate::capture::capture(
+            &jobs,
+            &source,
+            &cfg.consul.retry,
+            cfg.once_timeout,
+        ))
+        .map_err(|e| Failure::Runtime(format!("capture: {e}")))?;
+    let mut text = serde_json::to_string_pretty(&captured.file)
+        .map_err(|e| Failure::Runtime(format!("capture: {e}")))?;
+    text.push('\n');
+    tracing::info!(
+        dependencies = captured.dependencies,
+        nodes = captured.file.nodes.len(),
+        instances = captured.file.services.len(),
+        keys = captured.file.kv.len(),
+        long_form = captured.long_form,
+        "captured"
+    );
+    match &cfg.capture_output {
+        Some(path) => {
+            let opts = crate::output::WriteOptions {
+                perms: None,
+                backup: false,
+                create_dest_dirs: true,
+            };
+            let written = crate::output::prepare(path, text.as_bytes(), opts)
+                .and_then(|c| c.map_or(Ok(()), crate::output::Candidate::install));
+            written.map_err(|e| Failure::Runtime(format!("capture: {e:#}")))?;
+        }
+        None => {
+            use std::io::Write as _;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map_err(|e| Failure::Runtime(format!("capture: writing to stdout: {e}")))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `-parse-only` / `check`: every syntax error and unknown or denied helper, contacting nothing.

@@ -2,6 +2,7 @@
 //! atomically, and run a command when the output changed. A drop-in for consul-template.
 
 pub mod app;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod dependency;

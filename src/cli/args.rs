@@ -18,8 +18,10 @@ CONSUL_TEMPLATE_LOG_LEVEL. Flags beat the environment, which beats config files.
 Exit codes: 0 ok, 13 bad flags, 14 runtime failure, 15 configuration or template file error;
 with -dry -diff, 1 when something would change.
 
-Subcommand: `consul-render check -template ...` reports template syntax errors and unknown
-helpers without contacting Consul (same as -parse-only).";
+Subcommands: `consul-render check -template ...` reports template syntax errors and unknown
+helpers without contacting Consul (same as -parse-only). `consul-render capture -template ...
+[-o data.json]` renders the templates against Consul and writes a data file (for -data) holding
+exactly what they read; with no -template it captures the whole datacenter.";
 
 /// The parsed command line.
 #[derive(Parser, Debug, Default, Clone)]
@@ -328,6 +330,19 @@ pub struct Args {
         help_heading = "Process"
     )]
     pub status_consul_timeout: Option<String>,
+
+    /// `capture`: write the data file here, atomically (default: stdout).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        help_heading = "Capture"
+    )]
+    pub output: Option<String>,
+
+    /// Set by the `capture` subcommand (not a flag).
+    #[arg(skip)]
+    pub capture: bool,
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 pub enum Subcommand {
     /// `consul-render check …`: syntax-check templates, contact nothing.
     Check,
+    /// `consul-render capture …`: write a data file from what the templates read from Consul.
+    Capture,
     /// `consul-render completions SHELL`: print a shell completion script.
     Completions(clap_complete::Shell),
     /// `consul-render man`: print the man page (roff).
@@ -151,6 +153,10 @@ pub fn rewrite(argv: &[String], cmd: &Command) -> Result<Rewritten, ArgvError> {
         Some("check") => {
             iter.next();
             out.subcommand = Some(Subcommand::Check);
+        }
+        Some("capture") => {
+            iter.next();
+            out.subcommand = Some(Subcommand::Capture);
         }
         Some("completions") => {
             iter.next();

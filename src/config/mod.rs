@@ -218,6 +218,9 @@ pub struct Config {
     pub dry: bool,
     pub diff: bool,
     pub parse_only: bool,
+    /// `consul-render capture`, and where it writes the data file (None: stdout).
+    pub capture: bool,
+    pub capture_output: Option<PathBuf>,
     pub wait: Option<Wait>,
     /// The files' top-level `template_error_fatal`: the default of each template's `error_fatal`.
     pub template_error_fatal: Option<bool>,
@@ -379,6 +382,8 @@ impl Config {
             dry: false,
             diff: false,
             parse_only: false,
+            capture: false,
+            capture_output: None,
             wait: None,
             template_error_fatal: None,
             command_error_fatal: true,
@@ -751,6 +756,17 @@ impl Config {
         if let Some(v) = a.parse_only {
             self.parse_only = v;
         }
+        self.capture = a.capture;
+        if let Some(o) = &a.output {
+            if !a.capture {
+                return Err(ConfigError::Flag(
+                    "-o names the data file of `consul-render capture`; there is no output flag \
+                     otherwise (use -template \"src:dst\")"
+                        .into(),
+                ));
+            }
+            self.capture_output = Some(o.into());
+        }
         if let Some(v) = &a.wait {
             *wait_spec = Some((v.clone(), Origin::Flag("wait")));
         }
@@ -838,7 +854,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         // With -exec and no templates consul-render is a plain supervisor, as consul-template.
-        if self.templates.is_empty() && !self.parse_only && self.exec.is_none() {
+        if self.templates.is_empty() && !self.parse_only && !self.capture && self.exec.is_none() {
             return Err(ConfigError::Flag(
                 "no templates: give at least one -template \"src:dst[:command]\" (or a -config file)".into(),
             ));
@@ -846,7 +862,12 @@ impl Config {
         if self.diff && !self.dry {
             return Err(ConfigError::Flag("-diff needs -dry".into()));
         }
-        if !self.dry && !self.parse_only {
+        if self.capture && self.data.is_some() {
+            return Err(ConfigError::Flag(
+                "capture reads Consul: -data cannot be used with it".into(),
+            ));
+        }
+        if !self.dry && !self.parse_only && !self.capture {
             for (i, t) in self.templates.iter().enumerate() {
                 if t.destination.is_none() {
                     return Err(ConfigError::Flag(format!(

@@ -9,7 +9,7 @@ pub mod watch;
 use crate::config::Template;
 use crate::template::Engine;
 
-pub use once::{once, OnceError, Stats};
+pub use once::{once, Finished, OnceError, Stats};
 pub use watch::watch;
 
 /// A template ready to render.

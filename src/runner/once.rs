@@ -33,13 +33,23 @@ pub struct Stats {
     pub fetches: usize,
 }
 
-/// Renders every job to completion; returns the outputs in job order.
+/// What a complete once run rendered.
+#[derive(Debug)]
+pub struct Finished {
+    /// In job order.
+    pub outputs: Vec<String>,
+    /// Every dependency the final pass read, each once, in first-use order.
+    pub used: Vec<Dependency>,
+    pub stats: Stats,
+}
+
+/// Renders every job to completion.
 pub async fn once(
     jobs: &[Job],
     source: &dyn Source,
     policy: &Retry,
     timeout: Duration,
-) -> Result<(Vec<String>, Stats), OnceError> {
+) -> Result<Finished, OnceError> {
     let mut store = Arc::new(Store::new());
     let mut stats = Stats::default();
     let mut pending_report: Vec<(String, Missing)> = Vec::new();
@@ -48,6 +58,7 @@ pub async fn once(
             stats.passes += 1;
             let snapshot = store.clone();
             let mut outputs = Vec::with_capacity(jobs.len());
+            let mut used: Vec<Dependency> = Vec::new();
             let mut wanted: Vec<Dependency> = Vec::new();
             let mut never: Vec<(String, Missing)> = Vec::new();
             pending_report.clear();
@@ -69,6 +80,11 @@ pub async fn once(
                         }
                     }
                 }
+                for d in r.used {
+                    if !used.contains(&d) {
+                        used.push(d);
+                    }
+                }
                 outputs.push(r.output);
             }
             if !never.is_empty() {
@@ -78,7 +94,7 @@ pub async fn once(
                 )));
             }
             if wanted.is_empty() {
-                return Ok(outputs);
+                return Ok((outputs, used));
             }
             drop(snapshot);
             let fetched = futures_join(source, policy, &wanted).await;
@@ -90,7 +106,11 @@ pub async fn once(
         }
     };
     match tokio::time::timeout(timeout, work).await {
-        Ok(result) => result.map(|outputs| (outputs, stats)),
+        Ok(result) => result.map(|(outputs, used)| Finished {
+            outputs,
+            used,
+            stats,
+        }),
         Err(_) => Err(OnceError::Timeout(format!(
             "once mode gave up after {} (-once-timeout); still waiting for:\n{}",
             crate::config::duration::format(timeout),
@@ -122,7 +142,7 @@ async fn futures_join(
 }
 
 /// Polls every future to completion concurrently, keeping their order.
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
     let mut results: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
@@ -210,11 +230,13 @@ mod tests {
         let jobs = [job(
             "{{#each (services)}}{{#each (service Name)}}{{Name}}:{{Port}} {{/each}}{{/each}}",
         )];
-        let (out, stats) = once(&jobs, &data, &RETRY, Duration::from_secs(5))
+        let done = once(&jobs, &data, &RETRY, Duration::from_secs(5))
             .await
             .unwrap();
-        assert_eq!(out[0], "a:1 b:2 ");
-        assert_eq!(stats.passes, 3);
+        assert_eq!(done.outputs[0], "a:1 b:2 ");
+        assert_eq!(done.stats.passes, 3);
+        // `services`, then `service` for each name.
+        assert_eq!(done.used.len(), 3);
     }
 
     #[tokio::test]

@@ -5,69 +5,13 @@
 //! HTTP client, so tag filters, `?passing`, address fallback and ordering match a real agent.
 
 use crate::dependency::{Dependency, HealthFilter, QueryParams};
-use crate::source::model::{
-    self, AgentService, CatalogNode, HealthCheck, HealthEntry, KvPair, Node,
-};
+pub use crate::source::datafile::{DataFile, DataKv, DataNode, DataService};
+use crate::source::model::{self, CatalogNode, HealthEntry, KvPair, Node};
 use crate::source::{Block, FetchFuture, Fetched, Source, SourceError};
-use base64::Engine as _;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-
-/// The data file as written.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataFile {
-    /// The agent's datacenter (default `dc1`).
-    #[serde(default)]
-    pub datacenter: Option<String>,
-    /// The agent's own node, for `node` with no argument (default: the first node).
-    #[serde(default)]
-    pub node: Option<String>,
-    #[serde(default)]
-    pub nodes: Vec<DataNode>,
-    #[serde(default)]
-    pub services: Vec<DataService>,
-    #[serde(default)]
-    pub kv: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct DataNode {
-    pub node: String,
-    pub address: String,
-    #[serde(default, rename = "ID")]
-    pub id: String,
-    #[serde(default)]
-    pub datacenter: Option<String>,
-    #[serde(default)]
-    pub meta: BTreeMap<String, String>,
-    #[serde(default)]
-    pub tagged_addresses: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-pub struct DataService {
-    pub node: String,
-    #[serde(default, rename = "ID")]
-    pub id: String,
-    pub service: String,
-    #[serde(default)]
-    pub address: String,
-    #[serde(default)]
-    pub port: u32,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default)]
-    pub meta: BTreeMap<String, String>,
-    /// passing (default), warning, critical or maintenance.
-    #[serde(default)]
-    pub status: Option<String>,
-}
 
 /// The data file, checked and ready to answer queries; `load`ed again when the file changes
 /// (watch mode), which wakes blocking fetches.
@@ -86,6 +30,7 @@ struct Snapshot {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Catalog {
     datacenter: String,
+    extra_datacenters: Vec<String>,
     agent_node: Option<String>,
     nodes: Vec<Node>,
     entries: Vec<HealthEntry>,
@@ -198,126 +143,21 @@ impl Catalog {
     }
 
     pub fn from_file(file: DataFile) -> Result<Catalog, String> {
-        let datacenter = file.datacenter.clone().unwrap_or_else(|| "dc1".into());
-        let mut nodes = Vec::new();
-        for (i, n) in file.nodes.iter().enumerate() {
-            if n.node.is_empty() {
-                return Err(format!("nodes[{i}]: Node cannot be empty"));
-            }
-            if nodes.iter().any(|m: &Node| m.node == n.node) {
-                return Err(format!("nodes[{i}]: node {:?} is listed twice", n.node));
-            }
-            nodes.push(Node {
-                id: n.id.clone(),
-                node: n.node.clone(),
-                address: n.address.clone(),
-                datacenter: n.datacenter.clone().unwrap_or_else(|| datacenter.clone()),
-                tagged_addresses: n.tagged_addresses.clone(),
-                meta: n.meta.clone(),
-            });
-        }
-        let mut entries = Vec::new();
-        let mut ids = BTreeSet::new();
-        for (i, s) in file.services.iter().enumerate() {
-            let node = nodes.iter().find(|n| n.node == s.node).ok_or_else(|| {
-                format!(
-                    "services[{i}]: node {:?} is not listed in \"nodes\"",
-                    s.node
-                )
-            })?;
-            if s.service.is_empty() {
-                return Err(format!("services[{i}]: Service cannot be empty"));
-            }
-            let id = if s.id.is_empty() {
-                s.service.clone()
-            } else {
-                s.id.clone()
-            };
-            if !ids.insert((s.node.clone(), id.clone())) {
-                return Err(format!(
-                    "services[{i}]: ID {id:?} is used twice on node {:?}",
-                    s.node
-                ));
-            }
-            let status = s.status.as_deref().unwrap_or("passing");
-            let check = match status {
-                "passing" | "warning" | "critical" => HealthCheck {
-                    check_id: format!("service:{id}"),
-                    name: format!("Service '{}' check", s.service),
-                    status: status.to_string(),
-                    ..HealthCheck::default()
-                },
-                "maintenance" => HealthCheck {
-                    check_id: format!("_service_maintenance:{id}"),
-                    name: "Service Maintenance Mode".into(),
-                    status: "critical".into(),
-                    ..HealthCheck::default()
-                },
-                other => {
-                    return Err(format!(
-                        "services[{i}]: Status {other:?} is not passing, warning, critical or maintenance"
-                    ))
-                }
-            };
-            let serf = HealthCheck {
-                node: node.node.clone(),
-                check_id: "serfHealth".into(),
-                name: "Serf Health Status".into(),
-                status: "passing".into(),
-                ..HealthCheck::default()
-            };
-            let check = HealthCheck {
-                node: node.node.clone(),
-                service_id: id.clone(),
-                service_name: s.service.clone(),
-                ..check
-            };
-            entries.push(HealthEntry {
-                node: node.clone(),
-                service: AgentService {
-                    id,
-                    service: s.service.clone(),
-                    tags: s.tags.clone(),
-                    address: s.address.clone(),
-                    meta: s.meta.clone(),
-                    port: s.port,
-                    ..AgentService::default()
-                },
-                checks: vec![serf, check],
-            });
-        }
-        if let Some(agent) = &file.node {
-            if !nodes.iter().any(|n| &n.node == agent) {
-                return Err(format!("node: {agent:?} is not listed in \"nodes\""));
-            }
-        }
-        let kv = file
-            .kv
-            .iter()
-            .map(|(k, v)| KvPair {
-                key: k.trim_start_matches('/').to_string(),
-                value: (!v.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(v)),
-                create_index: 1,
-                modify_index: 1,
-                ..KvPair::default()
-            })
-            .collect();
-        let agent_node = file
-            .node
-            .clone()
-            .or_else(|| nodes.first().map(|n| n.node.clone()));
+        let c = file.contents()?;
         Ok(Catalog {
-            datacenter,
-            agent_node,
-            nodes,
-            entries,
-            kv,
+            datacenter: c.datacenter,
+            extra_datacenters: c.extra_datacenters,
+            agent_node: c.agent_node,
+            nodes: c.nodes,
+            entries: c.entries,
+            kv: c.kv,
         })
     }
 
     fn datacenters(&self) -> BTreeSet<String> {
         let mut set: BTreeSet<String> = self.nodes.iter().map(|n| n.datacenter.clone()).collect();
         set.insert(self.datacenter.clone());
+        set.extend(self.extra_datacenters.iter().cloned());
         set
     }
 

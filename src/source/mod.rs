@@ -5,6 +5,7 @@
 
 pub mod consul;
 pub mod data;
+pub mod datafile;
 pub mod local;
 pub mod model;
 pub mod retry;

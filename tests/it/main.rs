@@ -1,6 +1,7 @@
 //! Integration tests through the built binary, one module per topic.
 
 mod blue_green;
+mod capture;
 mod cli;
 mod consul;
 mod dropin;

@@ -370,22 +370,35 @@ pub fn writes_for(data_json: &str) -> Vec<Write> {
         } else {
             s.id.clone()
         };
-        let status = s.status.clone().unwrap_or_else(|| "passing".into());
-        let check = if status == "maintenance" {
-            json!({"CheckID": format!("_service_maintenance:{id}"), "Name": "Service Maintenance Mode", "Status": "critical", "ServiceID": id})
-        } else {
-            json!({"CheckID": format!("service:{id}"), "Name": format!("Service '{}' check", s.service), "Status": status, "ServiceID": id})
+        let checks: Vec<Value> = match &s.checks {
+            // The long form: the service's own checks (the node's come with the node).
+            Some(list) => list
+                .iter()
+                .filter(|c| !c.service_id.is_empty())
+                .map(|c| {
+                    json!({"CheckID": c.check_id, "Name": c.name, "Status": c.status,
+                                "Notes": c.notes, "Output": c.output, "ServiceID": id})
+                })
+                .collect(),
+            None => {
+                let status = s.status.clone().unwrap_or_else(|| "passing".into());
+                vec![if status == "maintenance" {
+                    json!({"CheckID": format!("_service_maintenance:{id}"), "Name": "Service Maintenance Mode", "Status": "critical", "ServiceID": id})
+                } else {
+                    json!({"CheckID": format!("service:{id}"), "Name": format!("Service '{}' check", s.service), "Status": status, "ServiceID": id})
+                }]
+            }
         };
         out.push(Write::Register(json!({
             "Node": s.node, "Address": node.address, "ID": node.id,
             "Datacenter": node.datacenter.clone().unwrap_or_else(|| dc.clone()),
             "NodeMeta": node.meta, "TaggedAddresses": node.tagged_addresses,
             "Service": {"ID": id, "Service": s.service, "Tags": s.tags, "Address": s.address, "Port": s.port, "Meta": s.meta},
-            "Check": check,
+            "Checks": checks,
         })));
     }
     for (k, v) in &data.kv {
-        out.push(Write::Kv(k.clone(), v.clone()));
+        out.push(Write::Kv(k.clone(), v.text().to_string()));
     }
     out
 }

@@ -1,0 +1,431 @@
+//! The data file's format (DESIGN.md section 5): its types, as written and read, and their checks.
+//!
+//! The short forms are for people (`"Status": "passing"`, `"kv": {"k": "text"}`); the long forms
+//! (`"Checks": […]`, `"kv": {"k": {"Value": …, "ModifyIndex": …}}`) carry everything Consul
+//! answers, so `consul-render capture` can write a file that renders byte-identical output.
+
+use crate::source::model::{AgentService, HealthCheck, HealthEntry, KvPair, Node, Weights};
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The data file as written.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataFile {
+    /// The agent's datacenter (default `dc1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacenter: Option<String>,
+    /// Datacenters known besides those of the nodes (what `datacenters` lists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datacenters: Vec<String>,
+    /// The agent's own node, for `node` with no argument (default: the first node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default)]
+    pub nodes: Vec<DataNode>,
+    #[serde(default)]
+    pub services: Vec<DataService>,
+    #[serde(default)]
+    pub kv: BTreeMap<String, DataKv>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct DataNode {
+    pub node: String,
+    pub address: String,
+    #[serde(default, rename = "ID", skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacenter: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tagged_addresses: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct DataService {
+    pub node: String,
+    #[serde(default, rename = "ID", skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    pub service: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub address: String,
+    #[serde(default)]
+    pub port: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+    /// passing (default), warning, critical or maintenance: one check stands for them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Every check of the instance, node checks included, as Consul lists them (instead of
+    /// `Status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<DataCheck>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<DataWeights>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tagged_addresses: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct DataWeights {
+    pub passing: i64,
+    pub warning: i64,
+}
+
+/// One health check in the long form. `Node` defaults to the instance's node.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct DataCheck {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node: String,
+    #[serde(rename = "CheckID")]
+    pub check_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub notes: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output: String,
+    #[serde(
+        default,
+        rename = "ServiceID",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub service_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_name: String,
+}
+
+/// A KV value: its text, or every field Consul keeps for it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataKv {
+    Text(String),
+    Full(DataKvEntry),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct DataKvEntry {
+    #[serde(default)]
+    pub value: String,
+    #[serde(default)]
+    pub flags: u64,
+    #[serde(default)]
+    pub create_index: u64,
+    #[serde(default)]
+    pub modify_index: u64,
+    #[serde(default)]
+    pub lock_index: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub session: String,
+}
+
+impl DataKv {
+    /// The value's text.
+    pub fn text(&self) -> &str {
+        match self {
+            DataKv::Text(s) => s,
+            DataKv::Full(e) => &e.value,
+        }
+    }
+}
+
+impl Serialize for DataKv {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DataKv::Text(t) => t.serialize(s),
+            DataKv::Full(e) => e.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DataKv {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(DataKv::Text(s)),
+            v @ Value::Object(_) => serde_json::from_value(v)
+                .map(DataKv::Full)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "a KV value is a string or an object {{\"Value\": …, \"Flags\": …}}, not {other}"
+            ))),
+        }
+    }
+}
+
+/// What a data file describes, in Consul's shapes, checked.
+pub struct Contents {
+    pub datacenter: String,
+    pub extra_datacenters: Vec<String>,
+    pub agent_node: Option<String>,
+    pub nodes: Vec<Node>,
+    pub entries: Vec<HealthEntry>,
+    pub kv: Vec<KvPair>,
+}
+
+impl DataFile {
+    /// Checks the file and builds Consul's shapes from it; errors name the entry
+    /// (`services[3]: …`).
+    pub fn contents(&self) -> Result<Contents, String> {
+        let datacenter = self.datacenter.clone().unwrap_or_else(|| "dc1".into());
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.node.is_empty() {
+                return Err(format!("nodes[{i}]: Node cannot be empty"));
+            }
+            if index.insert(&n.node, nodes.len()).is_some() {
+                return Err(format!("nodes[{i}]: node {:?} is listed twice", n.node));
+            }
+            nodes.push(Node {
+                id: n.id.clone(),
+                node: n.node.clone(),
+                address: n.address.clone(),
+                datacenter: n.datacenter.clone().unwrap_or_else(|| datacenter.clone()),
+                tagged_addresses: n.tagged_addresses.clone(),
+                meta: n.meta.clone(),
+            });
+        }
+        let mut entries = Vec::with_capacity(self.services.len());
+        let mut ids = BTreeSet::new();
+        for (i, s) in self.services.iter().enumerate() {
+            let node = index
+                .get(s.node.as_str())
+                .map(|&n| &nodes[n])
+                .ok_or_else(|| {
+                    format!(
+                        "services[{i}]: node {:?} is not listed in \"nodes\"",
+                        s.node
+                    )
+                })?;
+            entries.push(
+                s.entry(node, &mut ids)
+                    .map_err(|e| format!("services[{i}]: {e}"))?,
+            );
+        }
+        if let Some(agent) = &self.node {
+            if !index.contains_key(agent.as_str()) {
+                return Err(format!("node: {agent:?} is not listed in \"nodes\""));
+            }
+        }
+        let kv = self
+            .kv
+            .iter()
+            .map(|(k, v)| kv_pair(k.trim_start_matches('/'), v))
+            .collect();
+        let agent_node = self
+            .node
+            .clone()
+            .or_else(|| nodes.first().map(|n| n.node.clone()));
+        Ok(Contents {
+            datacenter,
+            extra_datacenters: self.datacenters.clone(),
+            agent_node,
+            nodes,
+            entries,
+            kv,
+        })
+    }
+}
+
+impl DataService {
+    /// The instance as `/v1/health/service` returns it; `ids` catches an ID used twice on a node.
+    fn entry(
+        &self,
+        node: &Node,
+        ids: &mut BTreeSet<(String, String)>,
+    ) -> Result<HealthEntry, String> {
+        if self.service.is_empty() {
+            return Err("Service cannot be empty".into());
+        }
+        let id = if self.id.is_empty() {
+            self.service.clone()
+        } else {
+            self.id.clone()
+        };
+        if !ids.insert((self.node.clone(), id.clone())) {
+            return Err(format!("ID {id:?} is used twice on node {:?}", self.node));
+        }
+        let checks = match (&self.status, &self.checks) {
+            (Some(_), Some(_)) => return Err("give Status or Checks, not both".into()),
+            (_, Some(list)) => list
+                .iter()
+                .enumerate()
+                .map(|(j, c)| c.check(node).map_err(|e| format!("Checks[{j}]: {e}")))
+                .collect::<Result<Vec<_>, _>>()?,
+            (status, None) => status_checks(
+                node,
+                &id,
+                &self.service,
+                status.as_deref().unwrap_or("passing"),
+            )?,
+        };
+        Ok(HealthEntry {
+            node: node.clone(),
+            service: AgentService {
+                id,
+                service: self.service.clone(),
+                tags: self.tags.clone(),
+                address: self.address.clone(),
+                meta: self.meta.clone(),
+                port: self.port,
+                tagged_addresses: self.tagged_addresses.clone(),
+                weights: self.weights.as_ref().map(|w| Weights {
+                    passing: w.passing,
+                    warning: w.warning,
+                }),
+            },
+            checks,
+        })
+    }
+}
+
+impl DataCheck {
+    fn check(&self, node: &Node) -> Result<HealthCheck, String> {
+        if !matches!(self.status.as_str(), "passing" | "warning" | "critical") {
+            return Err(format!(
+                "Status {:?} is not passing, warning or critical",
+                self.status
+            ));
+        }
+        Ok(HealthCheck {
+            node: if self.node.is_empty() {
+                node.node.clone()
+            } else {
+                self.node.clone()
+            },
+            check_id: self.check_id.clone(),
+            name: self.name.clone(),
+            status: self.status.clone(),
+            notes: self.notes.clone(),
+            output: self.output.clone(),
+            service_id: self.service_id.clone(),
+            service_name: self.service_name.clone(),
+        })
+    }
+}
+
+/// The checks one `Status` stands for: the node's serfHealth and one service check (or the
+/// maintenance check Consul adds).
+fn status_checks(
+    node: &Node,
+    id: &str,
+    service: &str,
+    status: &str,
+) -> Result<Vec<HealthCheck>, String> {
+    let (check_id, name, status) = match status {
+        "passing" | "warning" | "critical" => (
+            format!("service:{id}"),
+            format!("Service '{service}' check"),
+            status,
+        ),
+        "maintenance" => (
+            format!("_service_maintenance:{id}"),
+            "Service Maintenance Mode".into(),
+            "critical",
+        ),
+        other => {
+            return Err(format!(
+                "Status {other:?} is not passing, warning, critical or maintenance"
+            ))
+        }
+    };
+    let serf = HealthCheck {
+        node: node.node.clone(),
+        check_id: "serfHealth".into(),
+        name: "Serf Health Status".into(),
+        status: "passing".into(),
+        ..HealthCheck::default()
+    };
+    let check = HealthCheck {
+        node: node.node.clone(),
+        check_id,
+        name,
+        status: status.to_string(),
+        service_id: id.to_string(),
+        service_name: service.to_string(),
+        ..HealthCheck::default()
+    };
+    Ok(vec![serf, check])
+}
+
+fn kv_pair(key: &str, v: &DataKv) -> KvPair {
+    let encode =
+        |s: &str| (!s.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(s));
+    match v {
+        DataKv::Text(s) => KvPair {
+            key: key.to_string(),
+            value: encode(s),
+            create_index: 1,
+            modify_index: 1,
+            ..KvPair::default()
+        },
+        DataKv::Full(e) => KvPair {
+            key: key.to_string(),
+            value: encode(&e.value),
+            flags: e.flags,
+            session: e.session.clone(),
+            lock_index: e.lock_index,
+            create_index: e.create_index,
+            modify_index: e.modify_index,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_forms_read_and_check() {
+        let f: DataFile = serde_json::from_str(
+            r#"{"nodes": [{"Node": "n", "Address": "1.1.1.1"}],
+                "services": [{"Node": "n", "Service": "a", "Checks": [
+                    {"CheckID": "serfHealth", "Status": "passing"},
+                    {"CheckID": "c", "Status": "warning", "Output": "slow", "ServiceID": "a"}]}],
+                "kv": {"k": {"Value": "v", "Flags": 7, "ModifyIndex": 9}, "t": "text"}}"#,
+        )
+        .unwrap();
+        let c = f.contents().unwrap();
+        assert_eq!(c.entries[0].checks[1].output, "slow");
+        assert_eq!(c.entries[0].checks[0].node, "n");
+        assert_eq!(c.kv[0].flags, 7);
+        assert_eq!(c.kv[0].modify_index, 9);
+        assert_eq!(c.kv[1].decoded(), "text");
+        // The serialised form reads back the same.
+        let again: DataFile = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(again, f);
+    }
+
+    #[test]
+    fn bad_long_forms_are_named() {
+        let both = r#"{"nodes": [{"Node": "n", "Address": "a"}],
+            "services": [{"Node": "n", "Service": "a", "Status": "passing", "Checks": []}]}"#;
+        let f: DataFile = serde_json::from_str(both).unwrap();
+        let e = f.contents().err().unwrap();
+        assert!(e.contains("services[0]") && e.contains("not both"), "{e}");
+        let bad = r#"{"nodes": [{"Node": "n", "Address": "a"}],
+            "services": [{"Node": "n", "Service": "a", "Checks": [{"CheckID": "c", "Status": "up"}]}]}"#;
+        let f: DataFile = serde_json::from_str(bad).unwrap();
+        let e = f.contents().err().unwrap();
+        assert!(
+            e.contains("services[0]: Checks[0]") && e.contains("\"up\""),
+            "{e}"
+        );
+        let e = serde_json::from_str::<DataFile>(r#"{"kv": {"k": 5}}"#).unwrap_err();
+        assert!(e.to_string().contains("string or an object"), "{e}");
+        let e = serde_json::from_str::<DataFile>(r#"{"kv": {"k": {"Valu": "x"}}}"#).unwrap_err();
+        assert!(e.to_string().contains("Valu"), "{e}");
+    }
+}
