@@ -191,7 +191,7 @@ pub async fn watch(
                 for ev in events {
                     match ev {
                         Event::Value(dep, value) => {
-                            if store.get(&dep) == Some(&value) {
+                            if store.get(&dep) == Some(value.as_ref()) {
                                 continue;
                             }
                             Arc::make_mut(&mut store).insert(dep.clone(), value);

@@ -13,7 +13,7 @@ pub use scope::{Missing, Store};
 
 use crate::dependency::Dependency;
 use handlebars::template::{HelperTemplate, Parameter, Template, TemplateElement};
-use handlebars::Handlebars;
+use handlebars::{Handlebars, Renderable as _};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -88,9 +88,26 @@ impl Engine {
 
     /// Renders against `store`. A render that lacks data is returned with `missing` set.
     pub fn render(&self, store: Arc<Store>) -> Result<Rendered, TemplateError> {
-        let scope = scope::Scope::enter(store, self.sandbox.clone());
+        let scope = scope::Scope::enter(store.clone(), self.sandbox.clone());
         let mut out = guard::Capped::default();
-        let result = self.hb.render_to_write(MAIN, &(), &mut out);
+        let result = match self.hb.get_template(MAIN) {
+            Some(template) => {
+                // The store is the root context, so helpers hand out its values by path; the
+                // template itself starts in a block whose value is nothing, as it did when
+                // rendered against no data (`{{this}}` and `{{Name}}` at the top stay empty).
+                let mut rc = handlebars::RenderContext::new(template.name.as_ref());
+                let mut top = handlebars::BlockContext::new();
+                top.set_base_value(serde_json::Value::Null);
+                rc.push_block(top);
+                template.render(
+                    &self.hb,
+                    store.context(),
+                    &mut rc,
+                    &mut handlebars::WriteOutput::new(&mut out),
+                )
+            }
+            None => Err(handlebars::RenderErrorReason::TemplateNotFound(MAIN.into()).into()),
+        };
         let recorded = scope.finish();
         match result {
             Ok(()) => Ok(Rendered {

@@ -10,9 +10,131 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Fetched values by dependency; `None` = fetched and does not exist. Absent from the map =
-/// not fetched yet.
-pub type Store = HashMap<Dependency, Option<Value>>;
+/// Fetched values by dependency, held where handlebars reads them without copying: the values
+/// are the elements of one JSON array, the root of the render's handlebars context, and a helper
+/// returning a stored value hands handlebars its path in that array (`service` over 10,000
+/// instances is then iterated in place, not deep-copied per block and per element).
+#[derive(Debug, Clone)]
+pub struct Store {
+    context: handlebars::Context,
+    slots: HashMap<Dependency, Slot>,
+    /// Array elements left by removed dependencies, reused before the array grows.
+    free: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Fetched; its value is element `n` of the array.
+    Value(usize),
+    /// Fetched and does not exist.
+    Absent,
+}
+
+impl Default for Store {
+    fn default() -> Store {
+        Store::new()
+    }
+}
+
+impl Store {
+    pub fn new() -> Store {
+        Store {
+            context: handlebars::Context::from(Value::Array(Vec::new())),
+            slots: HashMap::new(),
+            free: Vec::new(),
+        }
+    }
+
+    fn values(&mut self) -> &mut Vec<Value> {
+        if !self.context.data().is_array() {
+            *self.context.data_mut() = Value::Array(Vec::new());
+        }
+        match self.context.data_mut() {
+            Value::Array(list) => list,
+            _ => unreachable!("the store's root is an array"),
+        }
+    }
+
+    /// Sets `dep`'s value (`None` = fetched and does not exist).
+    pub fn insert(&mut self, dep: Dependency, value: Option<Value>) {
+        let old = self.slots.get(&dep).copied();
+        let slot = match (value, old) {
+            (None, Some(Slot::Value(n))) => {
+                self.values()[n] = Value::Null;
+                self.free.push(n);
+                Slot::Absent
+            }
+            (None, _) => Slot::Absent,
+            (Some(v), Some(Slot::Value(n))) => {
+                self.values()[n] = v;
+                Slot::Value(n)
+            }
+            (Some(v), _) => match self.free.pop() {
+                Some(n) => {
+                    self.values()[n] = v;
+                    Slot::Value(n)
+                }
+                None => {
+                    let list = self.values();
+                    list.push(v);
+                    Slot::Value(list.len() - 1)
+                }
+            },
+        };
+        self.slots.insert(dep, slot);
+    }
+
+    /// `None`: not fetched; `Some(None)`: fetched and does not exist.
+    pub fn get(&self, dep: &Dependency) -> Option<Option<&Value>> {
+        self.slots.get(dep).map(|slot| match slot {
+            Slot::Value(n) => self.context.data().get(*n),
+            Slot::Absent => None,
+        })
+    }
+
+    /// Forgets `dep` (no template uses it any more).
+    pub fn remove(&mut self, dep: &Dependency) {
+        if let Some(Slot::Value(n)) = self.slots.remove(dep) {
+            self.values()[n] = Value::Null;
+            self.free.push(n);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The handlebars context a render reads stored values from.
+    pub fn context(&self) -> &handlebars::Context {
+        &self.context
+    }
+}
+
+/// A stored value, found by a helper: it stays in the store, which this keeps alive.
+#[derive(Clone)]
+pub struct Stored {
+    store: Arc<Store>,
+    index: usize,
+}
+
+impl Stored {
+    pub fn value(&self) -> &Value {
+        self.store.context.data().get(self.index).unwrap_or(&Value::Null)
+    }
+
+    /// The value inside `context` when that is this store's (the render's root context):
+    /// handlebars then reads it in place by its path. `None` for any other context (a partial
+    /// called with a context of its own).
+    pub fn in_context<'c>(&self, context: &'c handlebars::Context) -> Option<(&'c Value, usize)> {
+        std::ptr::eq(context, &self.store.context)
+            .then(|| context.data().get(self.index).map(|v| (v, self.index)))
+            .flatten()
+    }
+}
 
 /// Why a render could not complete.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -37,7 +159,7 @@ impl Missing {
 pub enum Lookup {
     Pending,
     Absent,
-    Present(Value),
+    Present(Stored),
 }
 
 struct State {
@@ -104,7 +226,7 @@ pub fn lookup(dep: Dependency) -> Lookup {
         let Some(state) = guard.as_mut() else {
             return Lookup::Pending;
         };
-        let found = state.store.get(&dep).cloned();
+        let found = state.store.slots.get(&dep).copied();
         if state.seen.insert(dep.clone()) {
             state.used.push(dep.clone());
         }
@@ -113,8 +235,11 @@ pub fn lookup(dep: Dependency) -> Lookup {
                 push_missing(state, Missing::Pending(dep));
                 Lookup::Pending
             }
-            Some(None) => Lookup::Absent,
-            Some(Some(v)) => Lookup::Present(v),
+            Some(Slot::Absent) => Lookup::Absent,
+            Some(Slot::Value(index)) => Lookup::Present(Stored {
+                store: state.store.clone(),
+                index,
+            }),
         }
     })
 }

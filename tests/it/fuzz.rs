@@ -113,9 +113,9 @@ fn render_passes(src: &str, catalog: &Catalog) {
             return;
         }
         for dep in r.used {
-            if let std::collections::hash_map::Entry::Vacant(slot) = store.entry(dep) {
-                let value = catalog.answer(slot.key()).ok().flatten();
-                slot.insert(value);
+            if store.get(&dep).is_none() {
+                let value = catalog.answer(&dep).ok().flatten();
+                store.insert(dep, value);
             }
         }
     }

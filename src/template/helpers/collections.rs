@@ -171,7 +171,7 @@ fn in_(c: &Call) -> HelperResult {
     Ok(Value::Bool(member(c.arg(0), c.arg(1))?))
 }
 
-fn needles(c: &Call) -> Result<(Vec<Value>, &Value), String> {
+fn needles<'a>(c: &'a Call) -> Result<(Vec<Value>, &'a Value), String> {
     let needles = match c.arg(0) {
         Value::Array(a) => a.clone(),
         Value::Null => Vec::new(),

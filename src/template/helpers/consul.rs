@@ -7,18 +7,18 @@
 //! `{{key (key "pointer")}}`) gives the empty value, false or the default and depends on
 //! nothing, as in consul-template: the next pass asks again with the real name.
 
-use super::{spec, Call, HelperResult, Spec};
+use super::{spec, store_spec, Call, HelperResult, Out, Spec};
 use crate::dependency::{self, Dependency};
 use crate::source::model;
 use crate::template::scope::{self, Lookup, Missing};
 use serde_json::{json, Value};
 
 pub const HELPERS: &[Spec] = &[
-    spec("service", 1, 2, service),
-    spec("services", 0, 1, services),
-    spec("nodes", 0, 1, nodes),
-    spec("node", 0, 1, node),
-    spec("datacenters", 0, 1, datacenters),
+    store_spec("service", 1, 2, service),
+    store_spec("services", 0, 1, services),
+    store_spec("nodes", 0, 1, nodes),
+    store_spec("node", 0, 1, node),
+    store_spec("datacenters", 0, 1, datacenters),
     spec("key", 1, 1, key),
     spec("keyExists", 1, 1, key_exists),
     spec("keyOrDefault", 2, 2, key_or_default),
@@ -28,18 +28,19 @@ pub const HELPERS: &[Spec] = &[
     spec("safeTree", 1, 1, safe_tree),
 ];
 
-fn value_or(dep: Dependency, empty: Value) -> Value {
+/// The stored value, read in place, or `empty` while it has not arrived.
+fn value_or(dep: Dependency, empty: Value) -> Out {
     match scope::lookup(dep) {
-        Lookup::Present(v) => v,
-        Lookup::Pending | Lookup::Absent => empty,
+        Lookup::Present(v) => Out::Stored(v),
+        Lookup::Pending | Lookup::Absent => Out::Made(empty),
     }
 }
 
 /// `service "QUERY"`, `service "QUERY" "FILTER"` or `service "NAME" tag=… dc=… near=… filter=…`.
-fn service(c: &Call) -> HelperResult {
+fn service(c: &Call) -> Result<Out, String> {
     let mut query = c.str(0)?.to_string();
     if query.is_empty() {
-        return Ok(json!([]));
+        return Ok(json!([]).into());
     }
     if !c.hash.is_empty() {
         let get = |k: &str| -> Result<Option<String>, String> {
@@ -50,7 +51,7 @@ fn service(c: &Call) -> HelperResult {
             }
         };
         for k in c.hash.keys() {
-            if !["tag", "dc", "near", "filter"].contains(&k.as_str()) {
+            if !["tag", "dc", "near", "filter"].contains(k) {
                 return Err(format!("unknown option {k}= (tag, dc, near, filter)"));
             }
         }
@@ -86,19 +87,19 @@ fn opt_str(c: &Call, i: usize) -> Result<String, String> {
     }
 }
 
-fn services(c: &Call) -> HelperResult {
+fn services(c: &Call) -> Result<Out, String> {
     let (dc, _, query) =
         dependency::parse_catalog("services", &opt_str(c, 0)?, false).map_err(|e| e.to_string())?;
     Ok(value_or(Dependency::Services { dc, query }, json!([])))
 }
 
-fn nodes(c: &Call) -> HelperResult {
+fn nodes(c: &Call) -> Result<Out, String> {
     let (dc, near, query) =
         dependency::parse_catalog("nodes", &opt_str(c, 0)?, true).map_err(|e| e.to_string())?;
     Ok(value_or(Dependency::Nodes { dc, near, query }, json!([])))
 }
 
-fn node(c: &Call) -> HelperResult {
+fn node(c: &Call) -> Result<Out, String> {
     let dep = dependency::parse_node(&opt_str(c, 0)?).map_err(|e| e.to_string())?;
     // A node that does not exist arrives as an empty node (`{"Node": null, "Services": []}`),
     // as consul-template's; only one that has not arrived yet is nothing.
@@ -106,8 +107,8 @@ fn node(c: &Call) -> HelperResult {
 }
 
 /// `datacenters`, or `datacenters true` to leave out the ones that do not answer.
-fn datacenters(c: &Call) -> HelperResult {
-    let ignore_failing = match c.args.first() {
+fn datacenters(c: &Call) -> Result<Out, String> {
+    let ignore_failing = match c.args.first().copied() {
         None => false,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
@@ -146,7 +147,7 @@ fn key(c: &Call) -> HelperResult {
         return Ok(Value::String(String::new()));
     };
     Ok(match scope::lookup(dep.clone()) {
-        Lookup::Present(v) => Value::String(pair_value(&v)),
+        Lookup::Present(v) => Value::String(pair_value(v.value())),
         Lookup::Pending => Value::String(String::new()),
         Lookup::Absent => {
             scope::mark_missing(Missing::Absent(dep));
@@ -173,7 +174,7 @@ fn key_or_default(c: &Call) -> HelperResult {
     };
     Ok(Value::String(match scope::lookup(dep) {
         Lookup::Present(v) => {
-            let s = pair_value(&v);
+            let s = pair_value(v.value());
             if s.is_empty() {
                 default
             } else {
@@ -198,13 +199,14 @@ fn listing(c: &Call, kind: &'static str, children_only: bool, safe: bool) -> Hel
         return Ok(json!([]));
     };
     let (all, arrived) = match scope::lookup(dep.clone()) {
-        Lookup::Present(v) => (v, true),
-        Lookup::Pending | Lookup::Absent => (json!([]), false),
+        Lookup::Present(v) => (Some(v), true),
+        Lookup::Pending | Lookup::Absent => (None, false),
     };
+    let all = all.as_ref().map_or(&Value::Null, |v| v.value());
     let list = if children_only {
-        model::only_children(&all)
+        model::only_children(all)
     } else {
-        model::without_folders(&all)
+        model::without_folders(all)
     };
     if safe && arrived && list.as_array().is_some_and(Vec::is_empty) {
         scope::mark_missing(Missing::Empty(dep));

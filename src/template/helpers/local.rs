@@ -65,7 +65,7 @@ fn file(c: &Call) -> HelperResult {
     // The sandbox is checked again on the file actually opened (`source::local`).
     let dep = Dependency::File { path, sandbox };
     Ok(match scope::lookup(dep.clone()) {
-        Lookup::Present(v) => v,
+        Lookup::Present(v) => v.value().clone(),
         Lookup::Pending => Value::String(String::new()),
         Lookup::Absent => {
             scope::mark_missing(Missing::Absent(dep));

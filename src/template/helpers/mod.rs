@@ -15,24 +15,46 @@ use handlebars::{
     Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
     ScopedJson,
 };
+use crate::template::scope::Stored;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// One helper call: positional arguments and `key=value` hash arguments.
-pub struct Call {
+/// One helper call: positional arguments and `key=value` hash arguments, borrowed from the
+/// render (a list passed to `byTag` or `join` is not copied to make the call).
+pub struct Call<'a> {
     pub name: &'static str,
-    pub args: Vec<Value>,
-    pub hash: BTreeMap<String, Value>,
+    pub args: Vec<&'a Value>,
+    pub hash: BTreeMap<&'a str, &'a Value>,
 }
 
 pub type HelperResult = Result<Value, String>;
+
+/// What a helper that reads the store returns: a value it made, or one it found there (which
+/// handlebars then reads in place).
+pub enum Out {
+    Made(Value),
+    Stored(Stored),
+}
+
+impl From<Value> for Out {
+    fn from(v: Value) -> Out {
+        Out::Made(v)
+    }
+}
+
+/// A helper's function.
+#[derive(Clone, Copy)]
+pub enum Func {
+    Plain(fn(&Call) -> HelperResult),
+    Store(fn(&Call) -> Result<Out, String>),
+}
 
 /// A helper: name, fewest and most positional arguments, function.
 pub struct Spec {
     pub name: &'static str,
     pub min: usize,
     pub max: usize,
-    pub func: fn(&Call) -> HelperResult,
+    pub func: Func,
 }
 
 /// Shorthand for the tables in each family's module.
@@ -46,7 +68,22 @@ pub const fn spec(
         name,
         min,
         max,
-        func,
+        func: Func::Plain(func),
+    }
+}
+
+/// A helper whose result may be a stored value.
+pub const fn store_spec(
+    name: &'static str,
+    min: usize,
+    max: usize,
+    func: fn(&Call) -> Result<Out, String>,
+) -> Spec {
+    Spec {
+        name,
+        min,
+        max,
+        func: Func::Store(func),
     }
 }
 
@@ -102,11 +139,11 @@ impl HelperDef for Adapter {
         &self,
         h: &Helper<'rc>,
         _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
+        ctx: &'rc Context,
+        rc: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let spec = self.0;
-        let args: Vec<Value> = h.params().iter().map(|p| p.value().clone()).collect();
+        let args: Vec<&Value> = h.params().iter().map(|p| p.value()).collect();
         if args.len() < spec.min || args.len() > spec.max {
             let want = match (spec.min, spec.max) {
                 (a, b) if a == b => format!("{a}"),
@@ -120,19 +157,26 @@ impl HelperDef for Adapter {
             ))
             .into());
         }
-        let hash = h
-            .hash()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.value().clone()))
-            .collect();
+        let hash = h.hash().iter().map(|(k, v)| (*k, v.value())).collect();
         let call = Call {
             name: spec.name,
             args,
             hash,
         };
-        (spec.func)(&call)
-            .map(ScopedJson::Derived)
-            .map_err(|e| RenderErrorReason::Other(format!("{}: {e}", spec.name)).into())
+        let out = match spec.func {
+            Func::Plain(f) => f(&call).map(Out::Made),
+            Func::Store(f) => f(&call),
+        };
+        match out {
+            Ok(Out::Made(v)) => Ok(ScopedJson::Derived(v)),
+            // In place, by its path in the root context; a copy only where the context is
+            // another (a partial given a context of its own).
+            Ok(Out::Stored(s)) => Ok(match s.in_context(ctx).filter(|_| rc.context().is_none()) {
+                Some((v, index)) => ScopedJson::Context(v, vec![index.to_string()]),
+                None => ScopedJson::Derived(s.value().clone()),
+            }),
+            Err(e) => Err(RenderErrorReason::Other(format!("{}: {e}", spec.name)).into()),
+        }
     }
 }
 
@@ -188,9 +232,9 @@ pub fn register(hb: &mut Handlebars<'static>) {
 
 // ----- argument access shared by the families -----
 
-impl Call {
+impl Call<'_> {
     pub fn arg(&self, i: usize) -> &Value {
-        self.args.get(i).unwrap_or(&Value::Null)
+        self.args.get(i).copied().unwrap_or(&Value::Null)
     }
 
     pub fn str(&self, i: usize) -> Result<&str, String> {
