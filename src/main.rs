@@ -6,3 +6,6 @@ fn main() -> std::process::ExitCode {
         .collect();
     consul_render::app::main(argv)
 }
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

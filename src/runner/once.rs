@@ -41,6 +41,8 @@ pub struct Finished {
     /// Every dependency the final pass read, each once, in first-use order.
     pub used: Vec<Dependency>,
     pub stats: Stats,
+    /// The values the final pass read.
+    pub store: Arc<Store>,
 }
 
 /// Renders every job to completion.
@@ -94,7 +96,8 @@ pub async fn once(
                 )));
             }
             if wanted.is_empty() {
-                return Ok((outputs, used));
+                drop(snapshot);
+                return Ok((outputs, used, std::mem::take(&mut store)));
             }
             drop(snapshot);
             let fetched = futures_join(source, policy, &wanted).await;
@@ -106,10 +109,11 @@ pub async fn once(
         }
     };
     match tokio::time::timeout(timeout, work).await {
-        Ok(result) => result.map(|(outputs, used)| Finished {
+        Ok(result) => result.map(|(outputs, used, store)| Finished {
             outputs,
             used,
             stats,
+            store,
         }),
         Err(_) => Err(OnceError::Timeout(format!(
             "once mode gave up after {} (-once-timeout); still waiting for:\n{}",

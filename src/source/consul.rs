@@ -33,6 +33,8 @@ pub struct ConsulSource {
     namespace: Option<String>,
     partition: Option<String>,
     agent_node: tokio::sync::OnceCell<String>,
+    /// The fields `service` instances carry.
+    fields: model::Fields,
 }
 
 /// One failed attempt, and whether another may succeed.
@@ -123,7 +125,14 @@ impl ConsulSource {
             namespace: cfg.namespace.clone().filter(|n| !n.is_empty()),
             partition: cfg.partition.clone().filter(|p| !p.is_empty()),
             agent_node: tokio::sync::OnceCell::new(),
+            fields: model::Fields::All,
         })
+    }
+
+    /// Builds `service` instances with only `fields` (once mode: what the templates can read).
+    pub fn with_fields(mut self, fields: model::Fields) -> ConsulSource {
+        self.fields = fields;
+        self
     }
 
     /// The URL for `/v1/<segments…>` with `query`.
@@ -283,16 +292,20 @@ impl ConsulSource {
         if resp.content_length().is_some_and(|n| n > limit) {
             return Err(too_big());
         }
-        let mut body = Vec::new();
+        // Chunks are kept as they come and joined once at the end: a growing buffer would
+        // leave its doubled copies behind, several times the answer's size.
+        let mut chunks = Vec::new();
+        let mut total: u64 = 0;
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
-                    if body.len() as u64 + chunk.len() as u64 > limit {
+                    total += chunk.len() as u64;
+                    if total > limit {
                         return Err(too_big());
                     }
-                    body.extend_from_slice(&chunk);
+                    chunks.push(chunk);
                 }
-                Ok(None) => return Ok(body),
+                Ok(None) => return Ok(chunks.concat()),
                 Err(e) => {
                     return Err(Failed::new(
                         true,
@@ -352,7 +365,10 @@ impl ConsulSource {
                     .get(&["health", "service", &q.name], query, block)
                     .await?;
                 let entries: Vec<HealthEntry> = ok_json(&a)?;
-                Ok(fetched(Some(model::instances(&entries, q)), a.index))
+                Ok(fetched(
+                    Some(model::instances(&entries, q, &self.fields)),
+                    a.index,
+                ))
             }
             Dependency::Services { dc, query } => {
                 let a = self

@@ -9,7 +9,7 @@ pub use crate::source::datafile::{DataFile, DataKv, DataNode, DataService};
 use crate::source::model::{self, CatalogNode, HealthEntry, KvPair, Node};
 use crate::source::{Block, FetchFuture, Fetched, Source, SourceError};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub struct DataSource {
     path: Option<std::path::PathBuf>,
     current: tokio::sync::watch::Sender<Arc<Snapshot>>,
+    /// The fields `service` instances carry.
+    fields: model::Fields,
 }
 
 /// One version of the file's contents.
@@ -34,6 +36,8 @@ pub struct Catalog {
     agent_node: Option<String>,
     nodes: Vec<Node>,
     entries: Vec<HealthEntry>,
+    /// Each service's entries, in file order: a `service` query does not scan the catalog.
+    by_service: HashMap<String, Vec<usize>>,
     kv: Vec<KvPair>,
 }
 
@@ -54,7 +58,17 @@ impl DataSource {
             generation: 1,
             catalog,
         }));
-        DataSource { path, current }
+        DataSource {
+            path,
+            current,
+            fields: model::Fields::All,
+        }
+    }
+
+    /// Builds `service` instances with only `fields` (once mode: what the templates can read).
+    pub fn with_fields(mut self, fields: model::Fields) -> DataSource {
+        self.fields = fields;
+        self
     }
 
     /// The file this source reads, if any.
@@ -86,7 +100,7 @@ impl DataSource {
 
     /// Answers one dependency from the current version.
     pub fn answer(&self, dep: &Dependency) -> Result<Option<Value>, SourceError> {
-        self.current.borrow().catalog.answer(dep)
+        self.current.borrow().catalog.answer_with(dep, &self.fields)
     }
 }
 
@@ -105,10 +119,12 @@ impl Source for DataSource {
                 }
             }
             let snap = rx.borrow().clone();
-            snap.catalog.answer(dep).map(|value| Fetched {
-                value,
-                index: snap.generation,
-            })
+            snap.catalog
+                .answer_with(dep, &self.fields)
+                .map(|value| Fetched {
+                    value,
+                    index: snap.generation,
+                })
         })
     }
 }
@@ -143,8 +159,16 @@ impl Catalog {
     }
 
     pub fn from_file(file: DataFile) -> Result<Catalog, String> {
-        let c = file.contents()?;
+        let c = file.into_contents()?;
+        let mut by_service: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, e) in c.entries.iter().enumerate() {
+            by_service
+                .entry(e.service.service.clone())
+                .or_default()
+                .push(i);
+        }
         Ok(Catalog {
+            by_service,
             datacenter: c.datacenter,
             extra_datacenters: c.extra_datacenters,
             agent_node: c.agent_node,
@@ -178,18 +202,30 @@ impl Catalog {
 
     /// Answers one dependency at once.
     pub fn answer(&self, dep: &Dependency) -> Result<Option<Value>, SourceError> {
+        self.answer_with(dep, &model::Fields::All)
+    }
+
+    /// Answers one dependency, `service` instances carrying `fields`.
+    pub fn answer_with(
+        &self,
+        dep: &Dependency,
+        fields: &model::Fields,
+    ) -> Result<Option<Value>, SourceError> {
         Ok(match dep {
             Dependency::Service(q) => {
                 let dc = self.dc(&q.dc, &q.query)?;
                 let entries = self
-                    .entries
+                    .by_service
+                    .get(&q.name)
+                    .map_or(&[][..], Vec::as_slice)
                     .iter()
-                    .filter(|e| e.service.service == q.name && e.node.datacenter == dc)
+                    .map(|&i| &self.entries[i])
+                    .filter(|e| e.node.datacenter == dc)
                     .filter(|e| q.tag.as_ref().is_none_or(|t| e.service.tags.contains(t)))
                     .filter(|e| {
                         q.filter != HealthFilter::PassingOnly || model::all_passing(&e.checks)
                     });
-                Some(model::instances(entries, q))
+                Some(model::instances(entries, q, fields))
             }
             Dependency::Services { dc, query } => {
                 let dc = self.dc(dc, query)?;

@@ -8,7 +8,7 @@ use crate::source::model::{AgentService, HealthCheck, HealthEntry, KvPair, Node,
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The data file as written.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -175,62 +175,56 @@ pub struct Contents {
 }
 
 impl DataFile {
-    /// Checks the file and builds Consul's shapes from it; errors name the entry
-    /// (`services[3]: …`).
-    pub fn contents(&self) -> Result<Contents, String> {
-        let datacenter = self.datacenter.clone().unwrap_or_else(|| "dc1".into());
-        let mut nodes: Vec<Node> = Vec::new();
-        let mut index: BTreeMap<&str, usize> = BTreeMap::new();
-        for (i, n) in self.nodes.iter().enumerate() {
+    /// Checks the file and builds Consul's shapes from it, moving its strings rather than
+    /// copying them (a large file is not held twice); errors name the entry (`services[3]: …`).
+    pub fn into_contents(self) -> Result<Contents, String> {
+        let datacenter = self.datacenter.unwrap_or_else(|| "dc1".into());
+        let mut nodes: Vec<Node> = Vec::with_capacity(self.nodes.len());
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(self.nodes.len());
+        for (i, n) in self.nodes.into_iter().enumerate() {
             if n.node.is_empty() {
                 return Err(format!("nodes[{i}]: Node cannot be empty"));
             }
-            if index.insert(&n.node, nodes.len()).is_some() {
+            if index.insert(n.node.clone(), nodes.len()).is_some() {
                 return Err(format!("nodes[{i}]: node {:?} is listed twice", n.node));
             }
             nodes.push(Node {
-                id: n.id.clone(),
-                node: n.node.clone(),
-                address: n.address.clone(),
-                datacenter: n.datacenter.clone().unwrap_or_else(|| datacenter.clone()),
-                tagged_addresses: n.tagged_addresses.clone(),
-                meta: n.meta.clone(),
+                id: n.id,
+                node: n.node,
+                address: n.address,
+                datacenter: n.datacenter.unwrap_or_else(|| datacenter.clone()),
+                tagged_addresses: n.tagged_addresses,
+                meta: n.meta,
             });
         }
         let mut entries = Vec::with_capacity(self.services.len());
-        let mut ids = BTreeSet::new();
-        for (i, s) in self.services.iter().enumerate() {
-            let node = index
-                .get(s.node.as_str())
-                .map(|&n| &nodes[n])
-                .ok_or_else(|| {
-                    format!(
-                        "services[{i}]: node {:?} is not listed in \"nodes\"",
-                        s.node
-                    )
-                })?;
+        let mut ids = HashSet::with_capacity(self.services.len());
+        for (i, s) in self.services.into_iter().enumerate() {
+            let Some(&n) = index.get(&s.node) else {
+                return Err(format!(
+                    "services[{i}]: node {:?} is not listed in \"nodes\"",
+                    s.node
+                ));
+            };
             entries.push(
-                s.entry(node, &mut ids)
+                s.entry(&nodes[n], &mut ids)
                     .map_err(|e| format!("services[{i}]: {e}"))?,
             );
         }
         if let Some(agent) = &self.node {
-            if !index.contains_key(agent.as_str()) {
+            if !index.contains_key(agent) {
                 return Err(format!("node: {agent:?} is not listed in \"nodes\""));
             }
         }
         let kv = self
             .kv
-            .iter()
+            .into_iter()
             .map(|(k, v)| kv_pair(k.trim_start_matches('/'), v))
             .collect();
-        let agent_node = self
-            .node
-            .clone()
-            .or_else(|| nodes.first().map(|n| n.node.clone()));
+        let agent_node = self.node.or_else(|| nodes.first().map(|n| n.node.clone()));
         Ok(Contents {
             datacenter,
-            extra_datacenters: self.datacenters.clone(),
+            extra_datacenters: self.datacenters,
             agent_node,
             nodes,
             entries,
@@ -242,9 +236,9 @@ impl DataFile {
 impl DataService {
     /// The instance as `/v1/health/service` returns it; `ids` catches an ID used twice on a node.
     fn entry(
-        &self,
+        self,
         node: &Node,
-        ids: &mut BTreeSet<(String, String)>,
+        ids: &mut HashSet<(String, String)>,
     ) -> Result<HealthEntry, String> {
         if self.service.is_empty() {
             return Err("Service cannot be empty".into());
@@ -252,12 +246,12 @@ impl DataService {
         let id = if self.id.is_empty() {
             self.service.clone()
         } else {
-            self.id.clone()
+            self.id
         };
-        if !ids.insert((self.node.clone(), id.clone())) {
-            return Err(format!("ID {id:?} is used twice on node {:?}", self.node));
+        if !ids.insert((self.node, id.clone())) {
+            return Err(format!("ID {id:?} is used twice on node {:?}", node.node));
         }
-        let checks = match (&self.status, &self.checks) {
+        let checks = match (self.status, self.checks) {
             (Some(_), Some(_)) => return Err("give Status or Checks, not both".into()),
             (_, Some(list)) => list
                 .iter()
@@ -275,13 +269,13 @@ impl DataService {
             node: node.clone(),
             service: AgentService {
                 id,
-                service: self.service.clone(),
-                tags: self.tags.clone(),
-                address: self.address.clone(),
-                meta: self.meta.clone(),
+                service: self.service,
+                tags: self.tags,
+                address: self.address,
+                meta: self.meta,
                 port: self.port,
-                tagged_addresses: self.tagged_addresses.clone(),
-                weights: self.weights.as_ref().map(|w| Weights {
+                tagged_addresses: self.tagged_addresses,
+                weights: self.weights.map(|w| Weights {
                     passing: w.passing,
                     warning: w.warning,
                 }),
@@ -360,13 +354,13 @@ fn status_checks(
     Ok(vec![serf, check])
 }
 
-fn kv_pair(key: &str, v: &DataKv) -> KvPair {
+fn kv_pair(key: &str, v: DataKv) -> KvPair {
     let encode =
         |s: &str| (!s.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(s));
     match v {
         DataKv::Text(s) => KvPair {
             key: key.to_string(),
-            value: encode(s),
+            value: encode(&s),
             create_index: 1,
             modify_index: 1,
             ..KvPair::default()
@@ -375,7 +369,7 @@ fn kv_pair(key: &str, v: &DataKv) -> KvPair {
             key: key.to_string(),
             value: encode(&e.value),
             flags: e.flags,
-            session: e.session.clone(),
+            session: e.session,
             lock_index: e.lock_index,
             create_index: e.create_index,
             modify_index: e.modify_index,
@@ -397,7 +391,7 @@ mod tests {
                 "kv": {"k": {"Value": "v", "Flags": 7, "ModifyIndex": 9}, "t": "text"}}"#,
         )
         .unwrap();
-        let c = f.contents().unwrap();
+        let c = f.clone().into_contents().unwrap();
         assert_eq!(c.entries[0].checks[1].output, "slow");
         assert_eq!(c.entries[0].checks[0].node, "n");
         assert_eq!(c.kv[0].flags, 7);
@@ -413,12 +407,12 @@ mod tests {
         let both = r#"{"nodes": [{"Node": "n", "Address": "a"}],
             "services": [{"Node": "n", "Service": "a", "Status": "passing", "Checks": []}]}"#;
         let f: DataFile = serde_json::from_str(both).unwrap();
-        let e = f.contents().err().unwrap();
+        let e = f.into_contents().err().unwrap();
         assert!(e.contains("services[0]") && e.contains("not both"), "{e}");
         let bad = r#"{"nodes": [{"Node": "n", "Address": "a"}],
             "services": [{"Node": "n", "Service": "a", "Checks": [{"CheckID": "c", "Status": "up"}]}]}"#;
         let f: DataFile = serde_json::from_str(bad).unwrap();
-        let e = f.contents().err().unwrap();
+        let e = f.into_contents().err().unwrap();
         assert!(
             e.contains("services[0]: Checks[0]") && e.contains("\"up\""),
             "{e}"

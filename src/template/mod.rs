@@ -2,6 +2,7 @@
 //! recording its dependencies, and reporting errors as `FILE:LINE:COL` with a caret.
 
 mod error;
+pub mod fields;
 mod guard;
 pub mod helpers;
 mod pieces;
@@ -27,6 +28,7 @@ pub struct Engine {
     source: String,
     sandbox: Option<PathBuf>,
     denylist: Vec<String>,
+    fields: fields::Fields,
 }
 
 /// How a template is compiled: consul-template's per-template options.
@@ -77,13 +79,23 @@ impl Engine {
         guard::guard_partials(&mut t).map_err(refused)?;
         rewrite::block_params_shadow_helpers(&mut t, &helpers::is_known);
         hb.register_template(MAIN, t);
+        let fields = hb.get_templates().values().map(fields::of).fold(
+            fields::Fields::Only(Default::default()),
+            fields::Fields::union,
+        );
         Ok(Engine {
+            fields,
             hb,
             file: file.to_string(),
             source: source.to_string(),
             sandbox: opts.sandbox.clone(),
             denylist: opts.denylist.clone(),
         })
+    }
+
+    /// The fields of `service` instances this template can read.
+    pub fn fields(&self) -> &fields::Fields {
+        &self.fields
     }
 
     /// Renders against `store`. A render that lacks data is returned with `missing` set.

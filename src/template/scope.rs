@@ -123,7 +123,11 @@ pub struct Stored {
 
 impl Stored {
     pub fn value(&self) -> &Value {
-        self.store.context.data().get(self.index).unwrap_or(&Value::Null)
+        self.store
+            .context
+            .data()
+            .get(self.index)
+            .unwrap_or(&Value::Null)
     }
 
     /// The value inside `context` when that is this store's (the render's root context):

@@ -94,6 +94,106 @@ fn template() -> impl Strategy<Value = String> {
     prop::collection::vec(piece, 0..8).prop_map(|p| p.concat())
 }
 
+/// A template that reads `service` instances every way handlebars can: fields, `this`, block
+/// parameters, `lookup`, helpers given whole instances, nested blocks.
+fn instance_template() -> impl Strategy<Value = String> {
+    let field = prop::sample::select(vec![
+        "Address",
+        "Port",
+        "ID",
+        "Name",
+        "Tags",
+        "Checks",
+        "ServiceMeta",
+        "Meta",
+        "Node",
+        "NodeAddress",
+        "Status",
+        "Weights",
+        "NodeMeta",
+        "Nope",
+        "Checks.0.Output",
+        "Weights.Passing",
+        "ServiceMeta.v",
+    ]);
+    let value = prop_oneof![
+        Just("this".to_string()),
+        Just("s".to_string()),
+        Just("(service \"web|any\")".to_string()),
+        Just("(lookup (service \"web\") 0)".to_string()),
+        Just("(byTag (service \"web\"))".to_string()),
+        Just("../this".to_string()),
+        field.clone().prop_map(str::to_string),
+        field.clone().prop_map(|f| format!("s.{f}")),
+    ];
+    let helper = prop::sample::select(vec![
+        "toJSON",
+        "len",
+        "join \",\"",
+        "toUpper",
+        "byTag",
+        "eq this",
+        "contains \"a\"",
+        "lookup",
+        "byMeta \"v\"",
+        "keys",
+    ]);
+    let leaf = prop_oneof![
+        field.clone().prop_map(|f| format!("{{{{{f}}}}}")),
+        field.clone().prop_map(|f| format!("{{{{s.{f}}}}}")),
+        (helper, value.clone()).prop_map(|(h, v)| format!("{{{{{h} {v}}}}}")),
+        (value.clone(), field).prop_map(|(v, f)| format!("{{{{lookup {v} \"{f}\"}}}}")),
+        Just("{{@index}}{{@key}}".to_string()),
+        "[a-z ,]{0,3}",
+    ];
+    leaf.prop_recursive(3, 24, 4, move |inner| {
+        let body = prop::collection::vec(inner, 1..4).prop_map(|b| b.concat());
+        prop_oneof![
+            (value.clone(), body.clone())
+                .prop_map(|(v, b)| format!("{{{{#each {v} as |s|}}}}{b}{{{{/each}}}}")),
+            (value.clone(), body.clone())
+                .prop_map(|(v, b)| format!("{{{{#with {v}}}}}{b}{{{{/with}}}}")),
+            (value.clone(), body.clone())
+                .prop_map(|(v, b)| format!("{{{{#if {v}}}}}{b}{{{{/if}}}}")),
+            body.prop_map(|b| format!("{{{{#each (service \"web\")}}}}{b}{{{{/each}}}}")),
+        ]
+    })
+}
+
+/// Renders `src` to completion against `catalog` with instances carrying `fields`: the output,
+/// or the render error; `None` when it does not compile or never completes.
+fn render_with(
+    src: &str,
+    catalog: &Catalog,
+    fields: &dyn Fn(&Engine) -> model::Fields,
+) -> Option<Result<String, String>> {
+    let engine = Engine::compile("t.hbs", src, &Default::default()).ok()?;
+    let fields = fields(&engine);
+    let mut store = Store::new();
+    for _ in 0..4 {
+        let r = match engine.render(Arc::new(store.clone())) {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        if r.missing.is_empty() {
+            return Some(Ok(r.output));
+        }
+        for dep in r.used {
+            if store.get(&dep).is_none() {
+                let value = catalog.answer_with(&dep, &fields).ok().flatten();
+                store.insert(dep, value);
+            }
+        }
+    }
+    None
+}
+
+const INSTANCES: &str = r#"{"nodes": [{"Node": "n1", "Address": "10.0.0.1", "Meta": {"rack": "r"}}],
+  "services": [
+    {"Node": "n1", "ID": "web-1", "Service": "web", "Port": 80, "Tags": ["a", "b"], "Meta": {"v": "1"}},
+    {"Node": "n1", "ID": "web-2", "Service": "web", "Address": "10.0.0.9", "Port": 81, "Tags": ["b"],
+     "Status": "warning", "Weights": {"Passing": 3, "Warning": 1}}]}"#;
+
 const DATA: &str = r#"{"nodes": [{"Node": "n1", "Address": "10.0.0.1"}],
   "services": [{"Node": "n1", "ID": "web-1", "Service": "web", "Port": 80, "Tags": ["a", "b"]}],
   "kv": {"app/a": "1", "app/b/c": "two", "greeting": "hello"}}"#;
@@ -174,6 +274,16 @@ proptest! {
         render_passes(&src, &catalog);
     }
 
+    /// Once mode builds instances with only the fields a template can read: whatever the
+    /// template does with them, the output (or error) is the one full instances give.
+    #[test]
+    fn fuzz_instance_fields_change_nothing(src in instance_template()) {
+        let catalog = Catalog::from_json(INSTANCES).map_err(TestCaseError::fail)?;
+        let full = render_with(&src, &catalog, &|_| model::Fields::All);
+        let projected = render_with(&src, &catalog, &|e| e.fields().clone());
+        prop_assert_eq!(projected, full, "template: {}", src);
+    }
+
     #[test]
     fn fuzz_raw_template_text(src in text_of("{}#/>*~!()\"' eachifwthlo=", 80)) {
         let catalog = Catalog::from_json(DATA).map_err(TestCaseError::fail)?;
@@ -185,7 +295,7 @@ proptest! {
         let q = dependency::parse_service("web").map_err(|e| TestCaseError::fail(e.to_string()))?;
         for body in [v.to_string().into_bytes(), bytes] {
             if let Ok(entries) = serde_json::from_slice::<Vec<HealthEntry>>(&body) {
-                let _ = model::instances(&entries, &q);
+                let _ = model::instances(&entries, &q, &model::Fields::All);
             }
             if let Ok(nodes) = serde_json::from_slice::<Vec<Node>>(&body) {
                 let _ = model::nodes(&nodes, false);

@@ -11,11 +11,11 @@ mod local;
 mod math;
 mod text;
 
+use crate::template::scope::Stored;
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
     ScopedJson,
 };
-use crate::template::scope::Stored;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
