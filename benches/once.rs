@@ -3,6 +3,7 @@
 //! Consul simulator with services registered as Registrator does.
 //!
 //! Run with `cargo bench --bench once`. Figures go to the README's performance section.
+//! `CONSUL_RENDER_BIN=path/to/an/older/consul-render` measures that binary instead.
 
 #[path = "../tests/it/support/mod.rs"]
 #[allow(unused_imports)]
@@ -47,6 +48,7 @@ fn report(name: &str, (times, rss): (Vec<Duration>, i64)) {
 }
 
 fn main() {
+    let bin = std::env::var("CONSUL_RENDER_BIN").unwrap_or_else(|_| support::BIN.to_string());
     let repo = support::repo();
     let template = repo.join("templates/nginx-blue-green.hbs");
     let d = Dir::new();
@@ -58,7 +60,7 @@ fn main() {
         "data file, blue-green example",
         measure(|| {
             n += 1;
-            let mut c = Command::new(support::BIN);
+            let mut c = Command::new(&bin);
             c.current_dir(d.path())
                 .env("LIVE_FILE", d.join("live"))
                 .arg("-data")
@@ -83,7 +85,7 @@ fn main() {
         "seed switch line against the simulator",
         measure(|| {
             n += 1;
-            let mut c = Command::new(support::BIN);
+            let mut c = Command::new(&bin);
             c.current_dir(d.path())
                 .env("LIVE_FILE", d.join("live"))
                 .arg(format!("-consul={}", consul.addr))

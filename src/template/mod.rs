@@ -67,14 +67,18 @@ impl Engine {
         helpers::register(&mut hb);
         hb.register_helper(guard::PARTIAL_GUARD, Box::new(guard::PartialGuard));
         hb.register_helper(rewrite::VALUE, Box::new(rewrite::Value));
-        let mut t = pieces::parse(&mut hb, source, &top_level_lines, pieces::PIECE_BYTES).map_err(
-            |(e, line_offset)| {
-                let (line, col) = e
-                    .pos()
-                    .map_or((None, None), |(l, c)| (Some(l + line_offset), Some(c)));
-                TemplateError::at(file, source, line, col, syntax_message(&e))
-            },
-        )?;
+        let mut t = pieces::parse(
+            &mut hb,
+            source,
+            &top_level_lines,
+            pieces::piece_bytes(source.len()),
+        )
+        .map_err(|(e, line_offset)| {
+            let (line, col) = e
+                .pos()
+                .map_or((None, None), |(l, c)| (Some(l + line_offset), Some(c)));
+            TemplateError::at(file, source, line, col, syntax_message(&e))
+        })?;
         t.name = Some(MAIN.to_string());
         guard::guard_partials(&mut t).map_err(refused)?;
         rewrite::block_params_shadow_helpers(&mut t, &helpers::is_known);
