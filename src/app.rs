@@ -425,6 +425,7 @@ fn capture(cfg: &Config) -> Result<ExitCode, Failure> {
                 perms: None,
                 backup: false,
                 create_dest_dirs: true,
+                owner: Default::default(),
             };
             let written = crate::output::prepare(path, text.as_bytes(), opts)
                 .and_then(|c| c.map_or(Ok(()), crate::output::Candidate::install));

@@ -15,6 +15,8 @@ pub struct WriteOptions {
     pub perms: Option<u32>,
     pub backup: bool,
     pub create_dest_dirs: bool,
+    /// A template's `user`/`group`: set on the new file (otherwise the old file's are kept).
+    pub owner: crate::config::keys::Owner,
 }
 
 /// True when `contents` differs from what `dest` holds now (a missing file differs).
@@ -177,7 +179,20 @@ pub fn prepare(dest: &Path, contents: &[u8], opts: WriteOptions) -> Result<Optio
     temp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))
         .with_context(|| format!("setting mode {mode:o} on the new {}", dest.display()))?;
-    if let Some(m) = &existing {
+    let owner = opts.owner;
+    if owner.is_set() {
+        // Asked for: failing to give the file its owner is an error, nothing is installed.
+        let uid = owner.uid.or(existing.as_ref().map(MetadataExt::uid));
+        let gid = owner.gid.or(existing.as_ref().map(MetadataExt::gid));
+        std::os::unix::fs::fchown(temp.as_file(), uid, gid).with_context(|| {
+            format!(
+                "giving the new {} owner {} and group {}",
+                dest.display(),
+                uid.map_or("(kept)".into(), |u| u.to_string()),
+                gid.map_or("(kept)".into(), |g| g.to_string())
+            )
+        })?;
+    } else if let Some(m) = &existing {
         if let Err(e) = std::os::unix::fs::fchown(temp.as_file(), Some(m.uid()), Some(m.gid())) {
             tracing::warn!(dest = %dest.display(), error = %e, "could not keep the file's owner");
         }
@@ -216,6 +231,10 @@ mod tests {
         perms: None,
         backup: false,
         create_dest_dirs: true,
+        owner: crate::config::keys::Owner {
+            uid: None,
+            gid: None,
+        },
     };
 
     #[test]

@@ -34,6 +34,36 @@ pub struct FileConfig {
     pub status_addr: Option<String>,
     pub status_consul_timeout: Option<String>,
     pub data: Option<String>,
+    pub default_delimiters: Option<DelimitersFile>,
+    pub err_on_failed_lookup: Option<bool>,
+    /// Refused unless disabled: see `config::keys`.
+    pub deduplicate: Option<Value>,
+    pub vault: Option<Value>,
+    pub nomad: Option<Value>,
+    pub syslog: Option<Value>,
+    pub log_file: Option<Value>,
+}
+
+/// `default_delimiters { left = "{{" right = "}}" }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelimitersFile {
+    pub left: Option<String>,
+    pub right: Option<String>,
+}
+
+/// `consul { transport { … } }`: Go's HTTP transport settings, mapped onto our client.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportFile {
+    pub dial_keep_alive: Option<String>,
+    pub dial_timeout: Option<String>,
+    pub disable_keep_alives: Option<bool>,
+    pub idle_conn_timeout: Option<String>,
+    pub max_idle_conns: Option<u32>,
+    pub max_idle_conns_per_host: Option<u32>,
+    pub max_conns_per_host: Option<u32>,
+    pub tls_handshake_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +77,7 @@ pub struct ConsulFile {
     pub ssl: Option<SslFile>,
     pub namespace: Option<String>,
     pub partition: Option<String>,
+    pub transport: Option<TransportFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +107,8 @@ pub struct SslFile {
     pub ca_cert: Option<String>,
     pub ca_path: Option<String>,
     pub server_name: Option<String>,
+    /// PEM text instead of a file.
+    pub ca_cert_bytes: Option<String>,
 }
 
 /// `wait = "2s:10s"` or `wait { min = "2s" max = "10s" }`.
@@ -138,11 +171,18 @@ impl PermsFile {
     }
 }
 
+/// A template's `exec { … }`: its command, with consul-template's child settings.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateExecFile {
     pub command: Option<CommandFile>,
     pub timeout: Option<String>,
+    pub enabled: Option<bool>,
+    pub env: Option<ExecEnvFile>,
+    pub kill_signal: Option<String>,
+    pub kill_timeout: Option<String>,
+    pub reload_signal: Option<String>,
+    pub splay: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,8 +202,12 @@ pub struct TemplateFile {
     pub error_on_missing_key: Option<bool>,
     pub error_fatal: Option<bool>,
     pub create_dest_dirs: Option<bool>,
-    pub user: Option<String>,
-    pub group: Option<String>,
+    pub user: Option<UserFile>,
+    pub group: Option<UserFile>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub left_delimiter: Option<String>,
+    pub right_delimiter: Option<String>,
     pub sandbox_path: Option<String>,
     #[serde(default, alias = "function_blacklist")]
     pub function_denylist: Vec<String>,
@@ -181,10 +225,20 @@ pub struct ExecEnvFile {
     pub denylist: Vec<String>,
 }
 
+/// `user = "www-data"` or `user = 33` (a name, or a number as text or number).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum UserFile {
+    Id(u32),
+    Name(String),
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecFile {
     pub command: Option<CommandFile>,
+    pub enabled: Option<bool>,
+    pub timeout: Option<String>,
     pub reload_signal: Option<String>,
     pub kill_signal: Option<String>,
     pub kill_timeout: Option<String>,

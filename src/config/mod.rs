@@ -6,6 +6,7 @@
 pub mod duration;
 pub mod file;
 pub mod hcl;
+pub mod keys;
 pub mod template_spec;
 
 pub use duration::Wait;
@@ -63,6 +64,18 @@ pub struct Ssl {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub server_name: Option<String>,
+    /// `ca_cert_bytes`: the CA certificate as PEM text.
+    pub ca_cert_pem: Option<String>,
+}
+
+/// `consul { transport { … } }`, Go's HTTP transport settings as our client has them.
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    pub dial_keep_alive: Option<Duration>,
+    pub dial_timeout: Option<Duration>,
+    pub disable_keep_alives: bool,
+    pub idle_conn_timeout: Option<Duration>,
+    pub max_idle_conns_per_host: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -91,6 +104,7 @@ pub struct Consul {
     /// `partition=`) unless its query gives one; `CONSUL_NAMESPACE`, `CONSUL_PARTITION`.
     pub namespace: Option<String>,
     pub partition: Option<String>,
+    pub transport: Transport,
 }
 
 /// One template to render.
@@ -116,6 +130,11 @@ pub struct Template {
     pub sandbox_path: Option<PathBuf>,
     /// `function_denylist` (`function_blacklist`): helpers this template may not call.
     pub function_denylist: Vec<String>,
+    /// `user`/`uid`, `group`/`gid`: the written file's owner.
+    pub owner: keys::Owner,
+    /// The template's `exec { env { … } kill_signal kill_timeout }`: the command's environment
+    /// and how a timed-out command is stopped (`None`: our environment, SIGKILL).
+    pub command_exec: Option<Exec>,
 }
 
 impl Template {
@@ -136,6 +155,8 @@ impl Template {
             error_fatal: None,
             sandbox_path: None,
             function_denylist: Vec::new(),
+            owner: keys::Owner::default(),
+            command_exec: None,
         }
     }
 }
@@ -218,6 +239,9 @@ pub struct Config {
     pub dry: bool,
     pub diff: bool,
     pub parse_only: bool,
+    /// `err_on_failed_lookup`: in watch mode too, a key or file that does not exist ends the
+    /// run instead of waiting for it.
+    pub err_on_failed_lookup: bool,
     /// `consul-render capture`, and where it writes the data file (None: stdout).
     pub capture: bool,
     pub capture_output: Option<PathBuf>,
@@ -271,6 +295,43 @@ impl Origin<'_> {
             Origin::File(p) => ConfigError::File(format!("config {}: {what}: {msg}", p.display())),
         }
     }
+}
+
+/// A template's `exec { … }` beyond command and timeout: the command's environment and how a
+/// timed-out command is stopped (`reload_signal` and `splay` have no use for a command that
+/// runs once, and are only checked).
+fn template_exec(o: Origin, what: &str, e: &file::TemplateExecFile) -> Result<Exec, ConfigError> {
+    let mut x = Exec {
+        kill_signal: Some(Signal::SIGKILL),
+        ..Exec::default()
+    };
+    if let Some(s) = &e.kill_signal {
+        x.kill_signal = signal(o, &format!("{what}.exec.kill_signal"), s)?;
+    }
+    if let Some(s) = &e.kill_timeout {
+        x.kill_timeout = dur(o, &format!("{what}.exec.kill_timeout"), s)?;
+    }
+    if let Some(s) = &e.reload_signal {
+        signal(o, &format!("{what}.exec.reload_signal"), s)?;
+    }
+    if let Some(s) = &e.splay {
+        dur(o, &format!("{what}.exec.splay"), s)?;
+    }
+    if let Some(env) = &e.env {
+        x.env_pristine = env.pristine.unwrap_or(false);
+        x.env_custom = env.custom.clone();
+        x.env_allowlist = env.allowlist.clone();
+        x.env_denylist = env.denylist.clone();
+        for kv in &x.env_custom {
+            if !kv.contains('=') {
+                return Err(o.error(
+                    &format!("{what}.exec.env.custom"),
+                    format!("{kv:?} is not K=V"),
+                ));
+            }
+        }
+    }
+    Ok(x)
 }
 
 fn dur(origin: Origin, what: &str, s: &str) -> Result<Duration, ConfigError> {
@@ -374,6 +435,7 @@ impl Config {
                 max_response_bytes: crate::limits::RESPONSE_BYTES,
                 namespace: None,
                 partition: None,
+                transport: Transport::default(),
             },
             templates: Vec::new(),
             data: None,
@@ -382,6 +444,7 @@ impl Config {
             dry: false,
             diff: false,
             parse_only: false,
+            err_on_failed_lookup: false,
             capture: false,
             capture_output: None,
             wait: None,
@@ -406,18 +469,27 @@ impl Config {
         wait_spec: &mut Option<(String, Origin<'a>)>,
     ) -> Result<(), ConfigError> {
         let o = Origin::File(path);
+        keys::unsupported(f, &mut self.warnings).map_err(|(key, why)| o.error(&key, why))?;
+        if let Some(d) = &f.default_delimiters {
+            keys::default_delimiters(d).map_err(|e| o.error("default_delimiters", e))?;
+        }
+        if let Some(b) = f.err_on_failed_lookup {
+            self.err_on_failed_lookup = b;
+        }
         if let Some(consul) = &f.consul {
             let k = &mut self.consul;
             if let Some(a) = &consul.address {
                 k.address = a.clone();
             }
-            if let Some(t) = &consul.token {
+            // consul-template reads an empty string as unset (its documented example has
+            // `token = ""`).
+            if let Some(t) = consul.token.as_ref().filter(|t| !t.is_empty()) {
                 k.token = Some(Secret::new(t));
             }
-            if let Some(t) = &consul.token_file {
+            if let Some(t) = consul.token_file.as_ref().filter(|t| !t.is_empty()) {
                 k.token_file = Some(t.into());
             }
-            if let Some(n) = &consul.namespace {
+            if let Some(n) = consul.namespace.as_ref().filter(|n| !n.is_empty()) {
                 k.namespace = Some(n.clone());
             }
             if let Some(p) = &consul.partition {
@@ -462,6 +534,35 @@ impl Config {
                 if let Some(n) = &s.server_name {
                     k.ssl.server_name = Some(n.clone());
                 }
+                if let Some(pem) = &s.ca_cert_bytes {
+                    k.ssl.ca_cert_pem = Some(pem.clone());
+                }
+            }
+            if let Some(t) = &consul.transport {
+                let d = |key: &str, v: &Option<String>| -> Result<Option<Duration>, ConfigError> {
+                    v.as_deref()
+                        .map(|s| dur(o, &format!("consul.transport.{key}"), s))
+                        .transpose()
+                };
+                let x = &mut k.transport;
+                x.dial_keep_alive = d("dial_keep_alive", &t.dial_keep_alive)?.or(x.dial_keep_alive);
+                x.dial_timeout = d("dial_timeout", &t.dial_timeout)?.or(x.dial_timeout);
+                x.idle_conn_timeout =
+                    d("idle_conn_timeout", &t.idle_conn_timeout)?.or(x.idle_conn_timeout);
+                // Go's TLS handshake happens within the dial here: it bounds the connect.
+                if let Some(h) = d("tls_handshake_timeout", &t.tls_handshake_timeout)? {
+                    x.dial_timeout = Some(x.dial_timeout.map_or(h, |c| c.max(h)));
+                }
+                if let Some(b) = t.disable_keep_alives {
+                    x.disable_keep_alives = b;
+                }
+                if let Some(n) = t.max_idle_conns_per_host.or(t.max_idle_conns) {
+                    x.max_idle_conns_per_host = Some(n);
+                }
+                // One agent is one host: Go's per-host cap is our connection cap.
+                if let Some(n) = t.max_conns_per_host.filter(|n| *n > 0) {
+                    k.max_connections = n;
+                }
             }
         }
         for (i, t) in f.template.iter().enumerate() {
@@ -478,10 +579,21 @@ impl Config {
             };
             let exec = t.exec.as_ref();
             let command = exec
+                .filter(|e| e.enabled != Some(false))
                 .and_then(|e| e.command.clone())
                 .or_else(|| t.command.clone())
                 .map(CommandFile::into_argv)
                 .unwrap_or_default();
+            for (side, v) in [("left", &t.left_delimiter), ("right", &t.right_delimiter)] {
+                keys::delimiter(side, v.as_deref())
+                    .map_err(|e| o.error(&format!("{what}.{side}_delimiter"), e))?;
+            }
+            let owner = keys::owner(t.user.as_ref(), t.uid, t.group.as_ref(), t.gid)
+                .map_err(|e| o.error(&format!("{what}.user"), e))?;
+            let command_exec = match exec {
+                Some(e) => Some(template_exec(o, &what, e)?),
+                None => None,
+            };
             let timeout = exec
                 .and_then(|e| e.timeout.as_deref())
                 .or(t.command_timeout.as_deref());
@@ -499,12 +611,6 @@ impl Config {
                 ),
                 None => None,
             };
-            if t.user.is_some() || t.group.is_some() {
-                return Err(o.error(
-                    &what,
-                    "'user' and 'group' are not supported yet; the existing owner is kept",
-                ));
-            }
             self.templates.push(Template {
                 source,
                 destination: t.destination.as_ref().map(|d| resolve_relative(path, d)),
@@ -520,6 +626,8 @@ impl Config {
                 error_fatal: t.error_fatal,
                 sandbox_path: t.sandbox_path.as_ref().map(PathBuf::from),
                 function_denylist: t.function_denylist.clone(),
+                owner,
+                command_exec,
             });
         }
         if let Some(w) = &f.wait {
@@ -533,6 +641,10 @@ impl Config {
             });
             if let Some(c) = &e.command {
                 x.command = c.clone().into_argv();
+            }
+            // consul-template keeps `timeout` for template commands; the exec child has none.
+            if let Some(t) = &e.timeout {
+                dur(o, "exec.timeout", t)?;
             }
             if let Some(s) = &e.reload_signal {
                 x.reload_signal = signal(o, "exec.reload_signal", s)?;
@@ -554,7 +666,8 @@ impl Config {
                 x.env_allowlist.extend(env.allowlist.iter().cloned());
                 x.env_denylist.extend(env.denylist.iter().cloned());
             }
-            self.exec = Some(x);
+            // `enabled = false` turns the child off, whatever else the block says.
+            self.exec = (e.enabled != Some(false)).then_some(x);
         }
         if let Some(l) = &f.log_level {
             self.log_level = LogLevel::parse(l)

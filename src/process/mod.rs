@@ -216,7 +216,30 @@ pub fn group_members(pgid: Pid) -> Vec<String> {
 /// process it left behind; after `timeout` its whole process group is killed. When consul-render
 /// is stopping (`stop_running`), the group gets SIGTERM, then SIGKILL after a short grace.
 pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Result<Finished> {
+    run_with(argv, env, false, timeout, None)
+}
+
+/// How a timed-out command is stopped: `signal` to its group, then SIGKILL after `grace`
+/// (a template's `exec { kill_signal kill_timeout }`).
+#[derive(Debug, Clone, Copy)]
+pub struct Stop {
+    pub signal: Signal,
+    pub grace: Duration,
+}
+
+/// `run`, with `env` as the whole environment when `whole_env`, and `stop` on timeout (default:
+/// SIGKILL at once).
+pub fn run_with(
+    argv: &[String],
+    env: &[(String, String)],
+    whole_env: bool,
+    timeout: Duration,
+    stop: Option<Stop>,
+) -> Result<Finished> {
     let mut cmd = command_for(argv)?;
+    if whole_env {
+        cmd.env_clear();
+    }
     cmd.envs(env.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::piped());
     let started = Instant::now();
@@ -233,11 +256,19 @@ pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Resu
         let now = Instant::now();
         if now >= deadline {
             timed_out = true;
-            break kill_group(pid, &spawned.exit, Duration::ZERO, &mut left_behind);
+            let stop = stop.unwrap_or(Stop {
+                signal: Signal::SIGKILL,
+                grace: Duration::ZERO,
+            });
+            break kill_group(pid, &spawned.exit, stop, &mut left_behind);
         }
         if stopping() {
             interrupted = true;
-            break kill_group(pid, &spawned.exit, STOP_GRACE, &mut left_behind);
+            let stop = Stop {
+                signal: Signal::SIGTERM,
+                grace: STOP_GRACE,
+            };
+            break kill_group(pid, &spawned.exit, stop, &mut left_behind);
         }
         let slice = (deadline - now).min(Duration::from_millis(50));
         match spawned.exit.recv_timeout(slice) {
@@ -269,18 +300,13 @@ pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Resu
     })
 }
 
-/// Ends the command's group: SIGTERM and `grace` first when `grace` is not zero, then SIGKILL.
-/// Records who was in the group; returns the command's exit code.
-fn kill_group(
-    pid: Pid,
-    exit: &mpsc::Receiver<i32>,
-    grace: Duration,
-    members: &mut Vec<String>,
-) -> i32 {
+/// Ends the command's group: `stop.signal`, then SIGKILL once `stop.grace` has passed (at once
+/// when the signal is SIGKILL). Records who was in the group; returns the command's exit code.
+fn kill_group(pid: Pid, exit: &mpsc::Receiver<i32>, stop: Stop, members: &mut Vec<String>) -> i32 {
     *members = group_members(pid);
-    if !grace.is_zero() {
-        let _ = killpg(pid, Signal::SIGTERM);
-        if let Ok(code) = exit.recv_timeout(grace) {
+    if stop.signal != Signal::SIGKILL {
+        let _ = killpg(pid, stop.signal);
+        if let Ok(code) = exit.recv_timeout(stop.grace) {
             let _ = killpg(pid, Signal::SIGKILL);
             return code;
         }

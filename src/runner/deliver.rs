@@ -132,6 +132,27 @@ fn tail(f: &process::Finished) -> String {
     }
 }
 
+/// Runs a template's command: with our environment plus `env`, or, when the template has an
+/// `exec { env { … } }`, with the environment that block makes (as consul-template's child).
+fn run_command(
+    job: &Job,
+    argv: &[String],
+    env: &[(String, String)],
+    timeout: std::time::Duration,
+) -> anyhow::Result<process::Finished> {
+    match &job.config.command_exec {
+        None => process::run(argv, env, timeout),
+        Some(x) => {
+            let whole = process::exec::environment(x, env);
+            let stop = x.kill_signal.map(|signal| process::Stop {
+                signal,
+                grace: x.kill_timeout,
+            });
+            process::run_with(argv, &whole, true, timeout, stop)
+        }
+    }
+}
+
 /// Puts `DEST.bak` back over `dest` (atomically), for `rollback`.
 fn restore_backup(dest: &std::path::Path) -> anyhow::Result<()> {
     let previous = std::fs::read(output::backup_path(dest))?;
@@ -139,6 +160,7 @@ fn restore_backup(dest: &std::path::Path) -> anyhow::Result<()> {
         perms: None,
         backup: false,
         create_dest_dirs: false,
+        owner: Default::default(),
     };
     if let Some(c) = output::prepare(dest, &previous, opts)? {
         c.install()?;
@@ -160,6 +182,7 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
             perms: job.config.perms,
             backup: job.config.backup,
             create_dest_dirs: job.config.create_dest_dirs,
+            owner: job.config.owner,
         };
         let candidate = match output::prepare(dest, text.as_bytes(), opts) {
             Ok(c) => c,
@@ -234,7 +257,7 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
             continue;
         }
         let timeout = job.config.command_timeout;
-        let result = process::run(argv, &env, timeout);
+        let result = run_command(job, argv, &env, timeout);
         let metrics = crate::status::metrics::get();
         let outcome = match &result {
             Ok(f) => {
@@ -285,7 +308,7 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
                             )),
                         }
                     }
-                    match process::run(argv, &env, timeout) {
+                    match run_command(job, argv, &env, timeout) {
                         Ok(again) if again.success() => msg.push_str(
                             "\nrolled back to the previous file(s); the command then succeeded",
                         ),

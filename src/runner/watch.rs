@@ -313,6 +313,23 @@ fn render_and_deliver(
                     state[j].waiting.clear();
                     ready.push((j, r.output));
                 } else {
+                    if cfg.err_on_failed_lookup {
+                        // consul-template's err_on_failed_lookup: what does not exist is an
+                        // error, not something to wait for.
+                        let absent: Vec<String> = r
+                            .missing
+                            .iter()
+                            .filter(|m| matches!(m, Missing::Absent(_)))
+                            .map(|m| m.dependency().to_string())
+                            .collect();
+                        if !absent.is_empty() {
+                            return Err(format!(
+                                "template {}: does not exist (err_on_failed_lookup): {}",
+                                job.name,
+                                absent.join(", ")
+                            ));
+                        }
+                    }
                     log_waiting(job, &mut state[j], r.missing);
                 }
             }

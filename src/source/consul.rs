@@ -62,17 +62,33 @@ impl ConsulSource {
     /// Builds the client from the resolved configuration. Bad addresses are flag errors; unreadable
     /// TLS or token files are file errors.
     pub fn new(cfg: &Consul) -> Result<ConsulSource, ConfigError> {
+        let t = &cfg.transport;
+        let idle_per_host = if t.disable_keep_alives {
+            0
+        } else {
+            t.max_idle_conns_per_host.unwrap_or(cfg.max_connections) as usize
+        };
         let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(cfg.max_connections as usize)
+            .connect_timeout(t.dial_timeout.unwrap_or(Duration::from_secs(10)))
+            .pool_max_idle_per_host(idle_per_host)
             .user_agent(concat!("consul-render/", env!("CARGO_PKG_VERSION")))
             .use_rustls_tls()
             // The system's trust store (built with reqwest's native roots only), as Go's
             // consul-template; a CA flag replaces it.
             .tls_built_in_native_certs(true)
-            .redirect(same_origin_redirects())
-            .no_proxy();
+            .redirect(same_origin_redirects());
+        if let Some(k) = t.dial_keep_alive {
+            builder = builder.tcp_keepalive(k);
+        }
+        if let Some(i) = t.idle_conn_timeout {
+            builder = builder.pool_idle_timeout(i);
+        }
         let address = cfg.address.trim();
+        // HTTP_PROXY, HTTPS_PROXY and NO_PROXY apply as in Go's consul-template: never to a Unix
+        // socket, nor to the loopback (Go does not proxy requests to localhost).
+        if address.starts_with("unix://") || is_loopback(address) {
+            builder = builder.no_proxy();
+        }
         let base = if let Some(path) = address.strip_prefix("unix://") {
             if path.is_empty() {
                 return Err(ConfigError::Flag(format!(
@@ -468,6 +484,22 @@ impl Source for ConsulSource {
     }
 }
 
+/// True when `address` (`host:port`, or a URL) names this machine: 127.0.0.0/8, ::1, localhost.
+fn is_loopback(address: &str) -> bool {
+    let url = if address.contains("://") {
+        Url::parse(address)
+    } else {
+        Url::parse(&format!("http://{address}"))
+    };
+    let Some(url) = url.ok() else { return false };
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The endpoint a request went to, without its names (`health/service`, `kv`), for metrics.
 fn endpoint(segments: &[&str]) -> String {
     match segments {
@@ -538,7 +570,7 @@ fn tls(
     let bad = |what: &str, p: &std::path::Path, e: reqwest::Error| {
         ConfigError::File(format!("{what} {}: {e}", p.display()))
     };
-    if ssl.ca_cert.is_some() || ssl.ca_path.is_some() {
+    if ssl.ca_cert.is_some() || ssl.ca_path.is_some() || ssl.ca_cert_pem.is_some() {
         // The given CA replaces the trust roots: a public CA must not vouch for the agent.
         b = b.tls_built_in_root_certs(false);
     }
@@ -551,6 +583,19 @@ fn tls(
                 "CA certificate {}: no PEM certificate in the file",
                 ca.display()
             )));
+        }
+        for cert in certs {
+            b = b.add_root_certificate(cert);
+            roots += 1;
+        }
+    }
+    if let Some(pem) = &ssl.ca_cert_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            .map_err(|e| ConfigError::File(format!("consul.ssl.ca_cert_bytes: {e}")))?;
+        if certs.is_empty() {
+            return Err(ConfigError::File(
+                "consul.ssl.ca_cert_bytes: no PEM certificate in it".into(),
+            ));
         }
         for cert in certs {
             b = b.add_root_certificate(cert);
@@ -698,6 +743,25 @@ mod tests {
         .consul;
         c.address = address.into();
         c
+    }
+
+    #[test]
+    fn loopback_addresses_are_never_proxied() {
+        for a in [
+            "127.0.0.1:8500",
+            "http://localhost:8500",
+            "https://[::1]:8501",
+            "127.9.9.9",
+        ] {
+            assert!(is_loopback(a), "{a}");
+        }
+        for a in [
+            "consul.internal:8500",
+            "http://10.0.0.1:8500",
+            "https://[2001:db8::1]",
+        ] {
+            assert!(!is_loopback(a), "{a}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod blue_green;
 mod capture;
 mod cli;
+mod config_keys;
 mod consul;
 mod dropin;
 mod exec;

@@ -1,0 +1,176 @@
+//! consul-template's config keys beyond the core: file owners, delimiters, the HTTP transport,
+//! and the blocks consul-render does not act on, each accepted with a warning or refused with
+//! the reason and what to use instead.
+
+use super::file::{DelimitersFile, FileConfig, UserFile};
+use serde_json::Value;
+
+/// Who owns a written file (`user`/`uid`, `group`/`gid`); `None` keeps what is there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl Owner {
+    pub fn is_set(&self) -> bool {
+        self.uid.is_some() || self.gid.is_some()
+    }
+}
+
+/// Resolves a template's `user`/`uid` and `group`/`gid` (names through the system's user and
+/// group databases, as consul-template does).
+pub fn owner(
+    user: Option<&UserFile>,
+    uid: Option<u32>,
+    group: Option<&UserFile>,
+    gid: Option<u32>,
+) -> Result<Owner, String> {
+    let uid = match (user, uid) {
+        (Some(_), Some(_)) => return Err("give user or uid, not both".into()),
+        (Some(UserFile::Id(n)), None) => Some(*n),
+        (None, Some(n)) => Some(n),
+        (Some(UserFile::Name(name)), None) => Some(match name.trim().parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => nix::unistd::User::from_name(name)
+                .map_err(|e| format!("user {name:?}: {e}"))?
+                .ok_or_else(|| format!("user {name:?} does not exist"))?
+                .uid
+                .as_raw(),
+        }),
+        (None, None) => None,
+    };
+    let gid = match (group, gid) {
+        (Some(_), Some(_)) => return Err("give group or gid, not both".into()),
+        (Some(UserFile::Id(n)), None) => Some(*n),
+        (None, Some(n)) => Some(n),
+        (Some(UserFile::Name(name)), None) => Some(match name.trim().parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => nix::unistd::Group::from_name(name)
+                .map_err(|e| format!("group {name:?}: {e}"))?
+                .ok_or_else(|| format!("group {name:?} does not exist"))?
+                .gid
+                .as_raw(),
+        }),
+        (None, None) => None,
+    };
+    Ok(Owner { uid, gid })
+}
+
+/// Templates are handlebars: `{{` and `}}` are the only delimiters.
+pub fn delimiter(which: &str, value: Option<&str>) -> Result<(), String> {
+    let want = if which == "left" { "{{" } else { "}}" };
+    match value {
+        None | Some("") => Ok(()),
+        Some(v) if v == want => Ok(()),
+        Some(v) => Err(format!(
+            "{which} delimiter {v:?}: handlebars templates use {want:?} only; write the \
+             template with {{{{ }}}} (a literal {{{{ is \\{{{{)"
+        )),
+    }
+}
+
+/// `default_delimiters { left right }`.
+pub fn default_delimiters(d: &DelimitersFile) -> Result<(), String> {
+    delimiter("left", d.left.as_deref())?;
+    delimiter("right", d.right.as_deref())
+}
+
+/// A block that says `enabled = false` (or holds nothing) asks for nothing.
+fn disabled(v: &Value) -> bool {
+    match v.get("enabled") {
+        Some(Value::Bool(false)) => true,
+        _ => v.as_object().is_some_and(|m| m.is_empty()),
+    }
+}
+
+/// Blocks consul-render does not act on. `Err((key, why))` for de-duplication (a fleet that
+/// relies on one leader must not start as if it had one); warnings for the others: Vault and
+/// Nomad (a template calling their functions is refused on its own) and where logs go.
+pub fn unsupported(f: &FileConfig, warnings: &mut Vec<String>) -> Result<(), (String, String)> {
+    let refuse = |key: &str, why: &str| Err((key.to_string(), why.to_string()));
+    if let Some(v) = f.deduplicate.as_ref().filter(|v| !disabled(v)) {
+        let _ = v;
+        return refuse(
+            "deduplicate",
+            "de-duplication mode is not supported yet: every consul-render instance renders on \
+             its own (set enabled = false, or run one instance)",
+        );
+    }
+    if f.vault.as_ref().is_some_and(|v| !disabled(v)) {
+        warnings.push(
+            "vault { } is not used: Vault is out of scope, consul-render reads Consul only \
+             (templates calling secret or pkiCert are refused; render secrets with Vault Agent's \
+             templates, or keep consul-template for those files)"
+                .into(),
+        );
+    }
+    if f.nomad.as_ref().is_some_and(|v| !disabled(v)) {
+        warnings.push(
+            "nomad { } is not used: Nomad is out of scope, consul-render reads Consul only \
+             (templates calling nomadService and the like are refused)"
+                .into(),
+        );
+    }
+    if f.syslog.as_ref().is_some_and(|v| !disabled(v)) {
+        warnings.push(
+            "syslog { } is not supported yet: logs go to stderr (under systemd the journal \
+             keeps them)"
+                .into(),
+        );
+    }
+    if f.log_file.as_ref().is_some_and(|v| v.get("path").is_some()) {
+        warnings.push(
+            "log_file { } is not supported yet: logs go to stderr (redirect it, or let systemd \
+             or the container runtime keep them)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_by_name_or_number() {
+        let root = owner(Some(&UserFile::Name("root".into())), None, None, Some(0)).unwrap();
+        assert_eq!(
+            root,
+            Owner {
+                uid: Some(0),
+                gid: Some(0)
+            }
+        );
+        let n = owner(
+            Some(&UserFile::Name("33".into())),
+            None,
+            Some(&UserFile::Id(4)),
+            None,
+        );
+        assert_eq!(
+            n.unwrap(),
+            Owner {
+                uid: Some(33),
+                gid: Some(4)
+            }
+        );
+        let e = owner(
+            Some(&UserFile::Name("no-such-user-x".into())),
+            None,
+            None,
+            None,
+        );
+        assert!(e.unwrap_err().contains("does not exist"));
+        assert!(owner(Some(&UserFile::Id(1)), Some(1), None, None).is_err());
+    }
+
+    #[test]
+    fn only_handlebars_delimiters() {
+        assert!(delimiter("left", Some("{{")).is_ok());
+        assert!(delimiter("right", None).is_ok());
+        let e = delimiter("left", Some("[[")).unwrap_err();
+        assert!(e.contains("handlebars"), "{e}");
+    }
+}
