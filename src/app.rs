@@ -2,7 +2,7 @@
 //! source, render, then print (`-dry`) or write and run commands. Exit codes are decided here.
 
 use crate::cli::{self, Args, Subcommand};
-use crate::config::{Config, ConfigError, LogFormat, TemplateSource};
+use crate::config::{Config, ConfigError, TemplateSource};
 use crate::runner::{self, Job};
 use crate::source::consul::ConsulSource;
 use crate::source::data::DataSource;
@@ -87,20 +87,6 @@ fn parse_args(argv: &[String]) -> Result<Result<(Args, cli::Rewritten), ExitCode
     }
 }
 
-fn init_logging(cfg: &Config) {
-    let filter =
-        tracing_subscriber::EnvFilter::new(format!("consul_render={}", cfg.log_level.directive()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match cfg.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
 /// `completions SHELL` and `man`: generated from the same flag definitions and printed.
 /// `None` for every other subcommand.
 fn print_generated(subcommand: Option<Subcommand>) -> Result<Option<ExitCode>, Failure> {
@@ -145,7 +131,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         _ => {}
     }
     let cfg = Config::resolve(&args, &|k| std::env::var(k).ok())?;
-    init_logging(&cfg);
+    crate::logging::init(&cfg, cfg.parse_only).map_err(|e| Failure::Config(format!("{e:#}")))?;
     // Reap from the start: as PID 1, orphans are ours to wait for before any child of our own.
     crate::process::reaper::start();
     for w in rewritten.warnings.iter().chain(&cfg.warnings) {

@@ -9,6 +9,7 @@ pub mod dependency;
 pub mod fsread;
 pub mod glob;
 pub mod limits;
+pub mod logging;
 pub mod notify;
 pub mod output;
 pub mod process;

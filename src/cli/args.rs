@@ -331,6 +331,51 @@ pub struct Args {
     )]
     pub status_consul_timeout: Option<String>,
 
+    /// Log to syslog as well (default facility LOCAL0, name consul-render).
+    #[arg(long = "syslog", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Logging")]
+    pub syslog: Option<bool>,
+
+    /// The syslog facility (LOCAL0…LOCAL7, USER, DAEMON, …); turns syslog on.
+    #[arg(
+        long = "syslog-facility",
+        value_name = "FACILITY",
+        help_heading = "Logging"
+    )]
+    pub syslog_facility: Option<String>,
+
+    /// The program name syslog lines carry; turns syslog on.
+    #[arg(long = "syslog-name", value_name = "NAME", help_heading = "Logging")]
+    pub syslog_name: Option<String>,
+
+    /// Log to files as well: DIR/NAME-UNIXNANO.log, rotated (consul-template's naming).
+    #[arg(long = "log-file", value_name = "PATH", help_heading = "Logging")]
+    pub log_file: Option<String>,
+
+    /// Start a new log file after this many bytes (default: no limit).
+    #[arg(
+        long = "log-rotate-bytes",
+        value_name = "BYTES",
+        help_heading = "Logging"
+    )]
+    pub log_rotate_bytes: Option<u64>,
+
+    /// Start a new log file after this long (default 24h).
+    #[arg(
+        long = "log-rotate-duration",
+        value_name = "DURATION",
+        help_heading = "Logging"
+    )]
+    pub log_rotate_duration: Option<String>,
+
+    /// Older log files kept (default 0: all; -1: none).
+    #[arg(
+        long = "log-rotate-max-files",
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Logging"
+    )]
+    pub log_rotate_max_files: Option<i64>,
+
     /// `capture`: write the data file here, atomically (default: stdout).
     #[arg(
         short = 'o',

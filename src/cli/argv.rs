@@ -14,15 +14,6 @@ use std::fmt;
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("vault-", "Vault is not supported yet"),
     ("nomad-", "Nomad is not supported yet"),
-    (
-        "syslog",
-        "syslog logging is not supported; logs go to stderr",
-    ),
-    ("log-file", "log files are not supported; logs go to stderr"),
-    (
-        "log-rotate-",
-        "log rotation is not supported; logs go to stderr",
-    ),
     ("dedup", "de-duplication mode is not supported"),
     (
         "default-left-delimiter",

@@ -40,8 +40,28 @@ pub struct FileConfig {
     pub deduplicate: Option<Value>,
     pub vault: Option<Value>,
     pub nomad: Option<Value>,
-    pub syslog: Option<Value>,
-    pub log_file: Option<Value>,
+    pub syslog: Option<SyslogFile>,
+    pub log_file: Option<LogFileFile>,
+}
+
+/// `syslog { enabled facility name }`, plus ours: `socket` (default /dev/log).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogFile {
+    pub enabled: Option<bool>,
+    pub facility: Option<String>,
+    pub name: Option<String>,
+    pub socket: Option<String>,
+}
+
+/// `log_file { path log_rotate_bytes log_rotate_duration log_rotate_max_files }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFileFile {
+    pub path: Option<String>,
+    pub log_rotate_bytes: Option<u64>,
+    pub log_rotate_duration: Option<String>,
+    pub log_rotate_max_files: Option<i64>,
 }
 
 /// `default_delimiters { left = "{{" right = "}}" }`.

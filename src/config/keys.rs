@@ -4,6 +4,49 @@
 
 use super::file::{DelimitersFile, FileConfig, UserFile};
 use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Logs to syslog as well (`syslog {}`, `-syslog`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Syslog {
+    pub facility: String,
+    pub name: String,
+    /// Ours: the socket (default: /dev/log, /var/run/syslog or /var/run/log).
+    pub socket: Option<PathBuf>,
+}
+
+impl Default for Syslog {
+    fn default() -> Syslog {
+        Syslog {
+            facility: "LOCAL0".into(),
+            name: "consul-render".into(),
+            socket: None,
+        }
+    }
+}
+
+/// Logs to a file as well (`log_file {}`, `-log-file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFile {
+    pub path: PathBuf,
+    /// A new file after this many bytes (0: no limit).
+    pub rotate_bytes: u64,
+    pub rotate_duration: Duration,
+    /// Older files kept (0: all, negative: none).
+    pub max_files: i64,
+}
+
+impl LogFile {
+    pub fn new(path: PathBuf) -> LogFile {
+        LogFile {
+            path,
+            rotate_bytes: 0,
+            rotate_duration: crate::logging::ROTATE_DURATION,
+            max_files: 0,
+        }
+    }
+}
 
 /// Who owns a written file (`user`/`uid`, `group`/`gid`); `None` keeps what is there.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,8 +128,8 @@ fn disabled(v: &Value) -> bool {
 }
 
 /// Blocks consul-render does not act on. `Err((key, why))` for de-duplication (a fleet that
-/// relies on one leader must not start as if it had one); warnings for the others: Vault and
-/// Nomad (a template calling their functions is refused on its own) and where logs go.
+/// relies on one leader must not start as if it had one); warnings for Vault and Nomad (a
+/// template calling their functions is refused on its own).
 pub fn unsupported(f: &FileConfig, warnings: &mut Vec<String>) -> Result<(), (String, String)> {
     let refuse = |key: &str, why: &str| Err((key.to_string(), why.to_string()));
     if let Some(v) = f.deduplicate.as_ref().filter(|v| !disabled(v)) {
@@ -109,20 +152,6 @@ pub fn unsupported(f: &FileConfig, warnings: &mut Vec<String>) -> Result<(), (St
         warnings.push(
             "nomad { } is not used: Nomad is out of scope, consul-render reads Consul only \
              (templates calling nomadService and the like are refused)"
-                .into(),
-        );
-    }
-    if f.syslog.as_ref().is_some_and(|v| !disabled(v)) {
-        warnings.push(
-            "syslog { } is not supported yet: logs go to stderr (under systemd the journal \
-             keeps them)"
-                .into(),
-        );
-    }
-    if f.log_file.as_ref().is_some_and(|v| v.get("path").is_some()) {
-        warnings.push(
-            "log_file { } is not supported yet: logs go to stderr (redirect it, or let systemd \
-             or the container runtime keep them)"
                 .into(),
         );
     }

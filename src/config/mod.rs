@@ -7,6 +7,8 @@ pub mod duration;
 pub mod file;
 pub mod hcl;
 pub mod keys;
+
+pub use keys::{LogFile, Syslog};
 pub mod template_spec;
 
 pub use duration::Wait;
@@ -242,6 +244,9 @@ pub struct Config {
     /// `err_on_failed_lookup`: in watch mode too, a key or file that does not exist ends the
     /// run instead of waiting for it.
     pub err_on_failed_lookup: bool,
+    /// Where logs go besides stderr.
+    pub syslog: Option<Syslog>,
+    pub log_file: Option<LogFile>,
     /// `consul-render capture`, and where it writes the data file (None: stdout).
     pub capture: bool,
     pub capture_output: Option<PathBuf>,
@@ -445,6 +450,8 @@ impl Config {
             diff: false,
             parse_only: false,
             err_on_failed_lookup: false,
+            syslog: None,
+            log_file: None,
             capture: false,
             capture_output: None,
             wait: None,
@@ -475,6 +482,39 @@ impl Config {
         }
         if let Some(b) = f.err_on_failed_lookup {
             self.err_on_failed_lookup = b;
+        }
+        if let Some(sl) = &f.syslog {
+            // As consul-template: any option turns syslog on unless `enabled = false`.
+            if sl.enabled == Some(false) {
+                self.syslog = None;
+            } else {
+                let x = self.syslog.get_or_insert_with(Syslog::default);
+                if let Some(v) = &sl.facility {
+                    x.facility = v.clone();
+                }
+                if let Some(v) = &sl.name {
+                    x.name = v.clone();
+                }
+                if let Some(v) = &sl.socket {
+                    x.socket = Some(resolve_relative(path, v));
+                }
+            }
+        }
+        if let Some(lf) = &f.log_file {
+            if let Some(p) = lf.path.as_ref().filter(|p| !p.is_empty()) {
+                self.log_file = Some(LogFile::new(resolve_relative(path, p)));
+            }
+            if let Some(x) = self.log_file.as_mut() {
+                if let Some(n) = lf.log_rotate_bytes {
+                    x.rotate_bytes = n;
+                }
+                if let Some(d) = &lf.log_rotate_duration {
+                    x.rotate_duration = dur(o, "log_file.log_rotate_duration", d)?;
+                }
+                if let Some(n) = lf.log_rotate_max_files {
+                    x.max_files = n;
+                }
+            }
         }
         if let Some(consul) = &f.consul {
             let k = &mut self.consul;
@@ -952,6 +992,32 @@ impl Config {
         if let Some(l) = &a.log_format {
             self.log_format =
                 parse_log_format(l).map_err(|e| Origin::Flag("log-format").error("", e))?;
+        }
+        if let Some(on) = a.syslog {
+            self.syslog = on.then(|| self.syslog.clone().unwrap_or_default());
+        }
+        if a.syslog_facility.is_some() || a.syslog_name.is_some() {
+            let x = self.syslog.get_or_insert_with(Syslog::default);
+            if let Some(v) = &a.syslog_facility {
+                x.facility = v.clone();
+            }
+            if let Some(v) = &a.syslog_name {
+                x.name = v.clone();
+            }
+        }
+        if let Some(p) = &a.log_file {
+            self.log_file = (!p.is_empty()).then(|| LogFile::new(p.into()));
+        }
+        if let Some(x) = self.log_file.as_mut() {
+            if let Some(n) = a.log_rotate_bytes {
+                x.rotate_bytes = n;
+            }
+            if let Some(d) = &a.log_rotate_duration {
+                x.rotate_duration = dur(Origin::Flag("log-rotate-duration"), "", d)?;
+            }
+            if let Some(n) = a.log_rotate_max_files {
+                x.max_files = n;
+            }
         }
         if let Some(p) = &a.pid_file {
             self.pid_file = Some(p.into());

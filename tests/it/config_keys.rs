@@ -37,10 +37,6 @@ fn hashicorps_documented_examples_load_unchanged() {
         .code(15)
         .stderr_has("template /path/on/disk/to/template.ctmpl: No such file");
     // What consul-render does not act on says so, and goes on.
-    d.run(&["check", "-config", &docs("logging.hcl")])
-        .code(0)
-        .stderr_has("syslog { } is not supported yet")
-        .stderr_has("log_file { } is not supported yet");
     d.run(&["check", "-config", &docs("vault.hcl")])
         .code(0)
         .stderr_has("Vault is out of scope");
@@ -265,4 +261,104 @@ fn transport_settings_are_taken() {
     d.run(&["check", "-config", "bad.hcl"])
         .code(15)
         .stderr_has("consul.transport.dial_timeout");
+}
+
+#[test]
+fn log_file_rotates_by_size_and_keeps_max_files() {
+    let d = Dir::new();
+    d.write("data.json", r#"{"kv": {"k": "v"}}"#);
+    d.write("t.hbs", "{{key \"k\"}}");
+    std::fs::create_dir(d.join("logs")).unwrap();
+    // Two old files from an earlier run: pruned to what max_files keeps.
+    d.write("logs/cr-1000.log", "old\n");
+    d.write("logs/cr-1001.log", "old\n");
+    d.write(
+        "logs.hcl",
+        "log_level = \"debug\"\nlog_file {\n  path = \"logs/cr.log\"\n  log_rotate_bytes = 300\n  log_rotate_max_files = 2\n}\n",
+    );
+    for _ in 0..3 {
+        d.run(&[
+            "-config",
+            "logs.hcl",
+            "-data",
+            "data.json",
+            "-template",
+            "t.hbs:out.txt",
+            "-once",
+        ])
+        .code(0);
+    }
+    let mut files: Vec<String> = std::fs::read_dir(d.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    // Each run writes more than 300 bytes of debug lines, so it rotated; two older files are
+    // kept beside the one written last.
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(!files.contains(&"cr-1000.log".to_string()), "{files:?}");
+    let newest = d.read(&format!("logs/{}", files[2]));
+    assert!(!newest.is_empty());
+    for f in &files {
+        assert!(f.starts_with("cr-") && f.ends_with(".log"), "{f}");
+    }
+    // Everything went to stderr too.
+    d.run(&[
+        "-config",
+        "logs.hcl",
+        "-data",
+        "data.json",
+        "-template",
+        "t.hbs:out.txt",
+        "-once",
+    ])
+    .code(0)
+    .stderr_has("DEBUG");
+}
+
+#[test]
+fn syslog_lines_arrive_at_the_socket() {
+    let d = Dir::new();
+    let socket = d.join("syslog.sock");
+    let listener = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    d.write("data.json", r#"{"kv": {"k": "v"}}"#);
+    d.write("t.hbs", "{{key \"k\"}}");
+    d.write(
+        "syslog.hcl",
+        &format!(
+            "log_level = \"info\"\nsyslog {{\n  facility = \"LOCAL5\"\n  name = \"cr-test\"\n  socket = \"{}\"\n}}\n",
+            socket.display()
+        ),
+    );
+    d.run(&[
+        "-config",
+        "syslog.hcl",
+        "-data",
+        "data.json",
+        "-template",
+        "t.hbs:out.txt",
+        "-once",
+    ])
+    .code(0);
+    let mut buf = [0u8; 4096];
+    let n = listener.recv(&mut buf).expect("a syslog datagram");
+    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+    // LOCAL5 (21) × 8 + notice (5): consul-template sends INFO lines as notice.
+    assert!(line.starts_with("<173>"), "{line}");
+    assert!(line.contains("cr-test["), "{line}");
+    d.write("bad.hcl", "syslog {\n  facility = \"LOCAL9\"\n}\n");
+    d.run(&[
+        "-config",
+        "bad.hcl",
+        "-data",
+        "data.json",
+        "-template",
+        "t.hbs:out.txt",
+        "-once",
+    ])
+    .code(15)
+    .stderr_has("syslog facility \"LOCAL9\"");
 }
