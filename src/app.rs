@@ -125,6 +125,9 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     if let Some(code) = print_generated(rewritten.subcommand)? {
         return Ok(code);
     }
+    if rewritten.subcommand == Some(Subcommand::Convert) {
+        return convert(&rewritten.rest);
+    }
     match rewritten.subcommand {
         Some(Subcommand::Check) => args.parse_only = Some(true),
         Some(Subcommand::Capture) => args.capture = true,
@@ -349,6 +352,28 @@ fn load_jobs(cfg: &Config) -> Result<Vec<Job>, Failure> {
                 }
             }
         };
+        let go = t.go_syntax.unwrap_or(match &t.source {
+            TemplateSource::File(p) => crate::gotmpl::is_go_template(p),
+            TemplateSource::Inline(_) => false,
+        });
+        let text = if go {
+            match crate::gotmpl::convert(&text) {
+                Ok(hbs) => hbs,
+                Err(e) => {
+                    let err = crate::template::TemplateError::at(
+                        &name,
+                        &text,
+                        Some(e.line),
+                        Some(e.col),
+                        format!("cannot convert this Go template: {}", e.message),
+                    );
+                    errors.push(err.to_string());
+                    continue;
+                }
+            }
+        } else {
+            text
+        };
         let opts = crate::template::Options {
             strict: t.error_on_missing_key,
             sandbox: t.sandbox_path.clone(),
@@ -422,6 +447,71 @@ fn capture(cfg: &Config) -> Result<ExitCode, Failure> {
             std::io::stdout()
                 .write_all(text.as_bytes())
                 .map_err(|e| Failure::Runtime(format!("capture: writing to stdout: {e}")))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `convert FILE [-o OUT] [-check]`: prints (or writes, atomically) a Go template as handlebars;
+/// `-check` only says whether it converts. A file that does not convert is exit 15 with the
+/// place and the reason.
+fn convert(args: &[String]) -> Result<ExitCode, Failure> {
+    let usage = || Failure::Usage("usage: consul-render convert FILE [-o OUT] [-check]".into());
+    let (mut file, mut out, mut check) = (None, None, false);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.trim_start_matches('-') {
+            "o" | "output" if a.starts_with('-') => {
+                out = Some(it.next().ok_or_else(usage)?.clone())
+            }
+            "check" if a.starts_with('-') => check = true,
+            _ if a.starts_with('-') => return Err(usage()),
+            _ if file.is_none() => file = Some(a.clone()),
+            _ => return Err(usage()),
+        }
+    }
+    let file = file.ok_or_else(usage)?;
+    let text =
+        crate::fsread::read_text(std::path::Path::new(&file), crate::limits::INPUT_FILE_BYTES)
+            .map_err(|e| Failure::Config(format!("template {file}: {e}")))?;
+    let hbs = crate::gotmpl::convert(&text).map_err(|e| {
+        Failure::Config(
+            crate::template::TemplateError::at(
+                &file,
+                &text,
+                Some(e.line),
+                Some(e.col),
+                format!("cannot convert this Go template: {}", e.message),
+            )
+            .to_string(),
+        )
+    })?;
+    // What converts must also load: the helpers it calls exist and are allowed.
+    let engine = Engine::compile(&file, &hbs, &crate::template::Options::default())
+        .map_err(|e| Failure::Config(e.to_string()))?;
+    if let Some(p) = engine.problems().first() {
+        return Err(Failure::Config(p.to_string()));
+    }
+    if check {
+        return Ok(ExitCode::SUCCESS);
+    }
+    match out {
+        Some(path) => {
+            let opts = crate::output::WriteOptions {
+                perms: None,
+                backup: false,
+                create_dest_dirs: true,
+                owner: Default::default(),
+            };
+            crate::output::prepare(std::path::Path::new(&path), hbs.as_bytes(), opts)
+                .and_then(|c| c.map_or(Ok(()), crate::output::Candidate::install))
+                .map_err(|e| Failure::Runtime(format!("convert: {e:#}")))?;
+        }
+        None => {
+            use std::io::Write as _;
+            std::io::stdout()
+                .write_all(hbs.as_bytes())
+                .map_err(|e| Failure::Runtime(format!("convert: writing to stdout: {e}")))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -8,6 +8,7 @@ pub mod config;
 pub mod dependency;
 pub mod fsread;
 pub mod glob;
+pub mod gotmpl;
 pub mod limits;
 pub mod logging;
 pub mod notify;

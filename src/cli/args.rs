@@ -331,6 +331,15 @@ pub struct Args {
     )]
     pub status_consul_timeout: Option<String>,
 
+    /// Template syntax when a template does not say: go (converted when loaded) or handlebars.
+    /// Default: by extension (.ctmpl, .tmpl, .tpl, .gotmpl are Go).
+    #[arg(
+        long = "template-syntax",
+        value_name = "SYNTAX",
+        help_heading = "Templates"
+    )]
+    pub template_syntax: Option<String>,
+
     /// Log to syslog as well (default facility LOCAL0, name consul-render).
     #[arg(long = "syslog", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Logging")]
     pub syslog: Option<bool>,

@@ -36,6 +36,9 @@ pub enum Subcommand {
     Check,
     /// `consul-render capture …`: write a data file from what the templates read from Consul.
     Capture,
+    /// `consul-render convert FILE [-o OUT] [-check]`: a Go template as handlebars (its
+    /// arguments are in `Rewritten::rest`).
+    Convert,
     /// `consul-render completions SHELL`: print a shell completion script.
     Completions(clap_complete::Shell),
     /// `consul-render man`: print the man page (roff).
@@ -48,6 +51,8 @@ pub struct Rewritten {
     pub args: Vec<String>,
     pub warnings: Vec<String>,
     pub subcommand: Option<Subcommand>,
+    /// A subcommand's own arguments (`convert`).
+    pub rest: Vec<String>,
 }
 
 /// A command line Go's `flag` package would reject too.
@@ -158,6 +163,12 @@ pub fn rewrite(argv: &[String], cmd: &Command) -> Result<Rewritten, ArgvError> {
                 ))
             })?;
             out.subcommand = Some(Subcommand::Completions(shell));
+            return Ok(out);
+        }
+        Some("convert") => {
+            iter.next();
+            out.subcommand = Some(Subcommand::Convert);
+            out.rest = iter.cloned().collect();
             return Ok(out);
         }
         Some("man") => {

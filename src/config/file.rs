@@ -228,6 +228,8 @@ pub struct TemplateFile {
     pub gid: Option<u32>,
     pub left_delimiter: Option<String>,
     pub right_delimiter: Option<String>,
+    /// Ours: "go" or "handlebars" (default: by the file name's extension).
+    pub syntax: Option<String>,
     pub sandbox_path: Option<String>,
     #[serde(default, alias = "function_blacklist")]
     pub function_denylist: Vec<String>,

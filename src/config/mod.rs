@@ -137,6 +137,9 @@ pub struct Template {
     /// The template's `exec { env { … } kill_signal kill_timeout }`: the command's environment
     /// and how a timed-out command is stopped (`None`: our environment, SIGKILL).
     pub command_exec: Option<Exec>,
+    /// `syntax`: a Go template (converted when loaded) or handlebars; `None` = by extension
+    /// (`.ctmpl`, `.tmpl`, `.tpl`, `.gotmpl` are Go).
+    pub go_syntax: Option<bool>,
 }
 
 impl Template {
@@ -159,6 +162,7 @@ impl Template {
             function_denylist: Vec::new(),
             owner: keys::Owner::default(),
             command_exec: None,
+            go_syntax: None,
         }
     }
 }
@@ -339,6 +343,17 @@ fn template_exec(o: Origin, what: &str, e: &file::TemplateExecFile) -> Result<Ex
     Ok(x)
 }
 
+/// `go` or `handlebars`: whether a template is Go's syntax.
+pub fn parse_syntax(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "go" | "gotmpl" | "go-template" => Ok(true),
+        "handlebars" | "hbs" => Ok(false),
+        other => Err(format!(
+            "{other:?} is not a template syntax (go, handlebars)"
+        )),
+    }
+}
+
 fn dur(origin: Origin, what: &str, s: &str) -> Result<Duration, ConfigError> {
     duration::parse(s).map_err(|e| origin.error(what, e))
 }
@@ -403,7 +418,14 @@ impl Config {
         // consul-template: the flag overrides every template; else each template's own
         // `error_fatal`, else the files' `template_error_fatal`, else true.
         let default_fatal = c.template_error_fatal.unwrap_or(true);
+        let syntax = match &args.template_syntax {
+            Some(s) => {
+                Some(parse_syntax(s).map_err(|e| Origin::Flag("template-syntax").error("", e))?)
+            }
+            None => None,
+        };
         for t in &mut c.templates {
+            t.go_syntax = t.go_syntax.or(syntax);
             t.error_fatal = Some(
                 args.template_error_fatal
                     .or(t.error_fatal)
@@ -668,6 +690,12 @@ impl Config {
                 function_denylist: t.function_denylist.clone(),
                 owner,
                 command_exec,
+                go_syntax: match t.syntax.as_deref() {
+                    None => None,
+                    Some(s) => {
+                        Some(parse_syntax(s).map_err(|e| o.error(&format!("{what}.syntax"), e))?)
+                    }
+                },
             });
         }
         if let Some(w) = &f.wait {

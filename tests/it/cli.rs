@@ -101,7 +101,9 @@ fn unknown_and_unsupported_flags() {
     d.run(&["-vault-addr=http://v"])
         .code(13)
         .stderr_has("-vault-addr is not supported");
-    d.run(&["-dedup"]).code(13).stderr_has("-dedup is not supported");
+    d.run(&["-dedup"])
+        .code(13)
+        .stderr_has("-dedup is not supported");
     d.run(&["-wait"])
         .code(13)
         .stderr_has("flag needs an argument: -wait");

@@ -8,6 +8,7 @@ mod consul;
 mod dropin;
 mod exec;
 mod fuzz;
+mod gotmpl;
 mod hardening;
 mod helpers;
 mod nginx;

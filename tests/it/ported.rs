@@ -26,8 +26,8 @@ use crate::support::{Dir, Run};
 
 /// One case: a handlebars template, the data file, the environment, and what it must print
 /// (`Ok`) or the exit code it must fail with (`Err`).
-struct Case {
-    name: &'static str,
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
     template: &'static str,
     data: &'static str,
     env: &'static [(&'static str, &'static str)],
@@ -82,7 +82,7 @@ macro_rules! webapp {
 
 const LIST: &str = r#"{"kv": {"list/foo/bar": "a", "list/zip/zap": "b"}}"#;
 
-const CASES: &[Case] = &[
+pub(crate) const CASES: &[Case] = &[
     // ----- TestTemplate_Execute -----
     case("nil", "test", "test"),
     // Go fails at parse on an undefined function; a bare name is a value here, so the port calls it.
@@ -429,9 +429,14 @@ const BY_META: &str = r#"{"nodes": [{"Node": "n", "Address": "1.1.1.1"}], "servi
     {"Node": "n", "ID": "svcC", "Service": "svc", "Meta": {"version": "v11", "version_num": "11", "bad_version_num": "1zz", "env": "prod"}}]}"#;
 
 fn run_case(c: &Case) -> Result<(), String> {
+    run_case_with(c, c.template)
+}
+
+/// Runs case `c` with another template (a converted Go template) in place of its own.
+pub(crate) fn run_case_with(c: &Case, template: &str) -> Result<(), String> {
     let d = Dir::new();
     d.write("data.json", c.data);
-    d.write("in.hbs", c.template);
+    d.write("in.hbs", template);
     d.write("content.txt", "content");
     let mut cmd = d.cmd();
     cmd.args(["-data=data.json", "-template=in.hbs", "-once", "-dry"]);

@@ -1,0 +1,493 @@
+//! The tree as handlebars. Go's `.` is handlebars' `this`; a range's variables are block
+//! parameters; a variable set with `:=` is written out where it is used (refused where `.` has
+//! changed in between); pipelines become calls with the piped value last; every block tag is
+//! kept from handlebars' standalone-line stripping (Go keeps those lines' whitespace).
+
+use super::parse::{Arg, Node, Pipeline, Pos};
+use super::ConvertError;
+use std::collections::HashMap;
+
+/// A converted expression: a path or literal, or a call that needs parentheses as a parameter.
+enum Expr {
+    Plain(String),
+    Call(String),
+}
+
+impl Expr {
+    fn param(self) -> String {
+        match self {
+            Expr::Plain(s) => s,
+            Expr::Call(s) => format!("({s})"),
+        }
+    }
+    fn mustache(self) -> String {
+        match self {
+            Expr::Plain(s) | Expr::Call(s) => s,
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Var {
+    /// Written out where used; valid only at the `.` depth it was set at.
+    Inline(String, usize),
+    /// A block parameter.
+    Param(String),
+}
+
+/// Keeps a block tag off handlebars' standalone-line rule.
+const KEEP: &str = "{{!}}";
+
+pub struct Emitter {
+    out: String,
+    scopes: Vec<HashMap<String, Var>>,
+    depth: usize,
+    defines: Vec<String>,
+}
+
+/// Methods consul-template's values carry, as our helpers (`.Tags.Contains "x"`).
+const METHODS: &[(&str, &str)] = &[
+    ("Contains", "contains"),
+    ("ContainsAll", "containsAll"),
+    ("ContainsAny", "containsAny"),
+    ("ContainsNone", "containsNone"),
+    ("ContainsNotAll", "containsNotAll"),
+];
+
+pub fn emit(nodes: &[Node]) -> Result<String, ConvertError> {
+    let mut e = Emitter {
+        out: String::new(),
+        scopes: vec![HashMap::new()],
+        depth: 0,
+        defines: Vec::new(),
+    };
+    e.nodes(nodes)?;
+    // Go's definitions apply wherever they are written; handlebars' inline partials only after
+    // theirs: they go first.
+    let mut text: String = e.defines.concat();
+    text.push_str(&e.out);
+    Ok(text)
+}
+
+impl Emitter {
+    fn nodes(&mut self, nodes: &[Node]) -> Result<(), ConvertError> {
+        for n in nodes {
+            self.node(n)?;
+        }
+        Ok(())
+    }
+
+    /// Literal text: `{{` escaped; a `{` just before a tag would make `{{{` (handlebars'
+    /// triple-stash), so it is printed by a helper instead.
+    fn text(&mut self, t: &str) {
+        let escaped = t.replace("{{", "\\{{");
+        match escaped.strip_suffix('{') {
+            Some(stripped) if !stripped.ends_with('\\') => {
+                self.out.push_str(stripped);
+                self.out.push_str("{{trimSpace \"{\"}}");
+            }
+            _ => self.out.push_str(&escaped),
+        }
+    }
+
+    fn node(&mut self, n: &Node) -> Result<(), ConvertError> {
+        match n {
+            Node::Text(t) => self.text(t),
+            Node::Action(p, pos) => {
+                if p.assign {
+                    return Err(ConvertError::at(pos.0, pos.1, "assigning to a variable again ($x = …) cannot be converted: handlebars has no variables; compute the value where it is used".into()));
+                }
+                if !p.decl.is_empty() {
+                    let value = self.pipeline(
+                        &Pipeline {
+                            decl: Vec::new(),
+                            ..p.clone()
+                        },
+                        *pos,
+                    )?;
+                    let depth = self.depth;
+                    for name in &p.decl {
+                        self.set(name, Var::Inline(value.clone_text(), depth));
+                    }
+                } else if let Some(call) = p.cmds.first().filter(|c| {
+                    p.cmds.len() == 1
+                        && matches!(c.first(), Some(Arg::Func(f)) if f == "executeTemplate")
+                }) {
+                    // consul-template's executeTemplate NAME [DATA]: a partial call.
+                    let Some(Arg::Str(name)) = call.get(1) else {
+                        return Err(ConvertError::at(
+                            pos.0,
+                            pos.1,
+                            "executeTemplate needs a quoted template name".into(),
+                        ));
+                    };
+                    let arg = call.get(2).map(|a| Pipeline {
+                        decl: Vec::new(),
+                        assign: false,
+                        cmds: vec![vec![a.clone()]],
+                    });
+                    self.call(name, arg.as_ref(), *pos)?;
+                } else if let Some(literal) = p
+                    .cmds
+                    .first()
+                    .filter(|c| p.cmds.len() == 1 && c.len() == 1)
+                    .map(|c| &c[0])
+                {
+                    // A constant prints as text (handlebars has no `{{"text"}}`).
+                    match literal {
+                        Arg::Str(s) => self.text(s),
+                        Arg::Num(n) => self.text(n),
+                        Arg::Bool(b) => self.text(&b.to_string()),
+                        Arg::Nil => self.text("<no value>"),
+                        _ => {
+                            let e = self.pipeline(p, *pos)?;
+                            self.out.push_str(&format!("{{{{{}}}}}", e.mustache()));
+                        }
+                    }
+                } else {
+                    let e = self.pipeline(p, *pos)?;
+                    self.out.push_str(&format!("{{{{{}}}}}", e.mustache()));
+                }
+            }
+            Node::If(branches, inverse, pos) => {
+                for (i, (cond, body)) in branches.iter().enumerate() {
+                    if !cond.decl.is_empty() {
+                        return Err(ConvertError::at(pos.0, pos.1, "a variable declared in an if cannot be converted: declare it before the if".into()));
+                    }
+                    let c = self.pipeline(cond, *pos)?.param();
+                    if i == 0 {
+                        self.out.push_str(&format!("{{{{#if {c}}}}}{KEEP}"));
+                    } else {
+                        self.out.push_str(&format!("{{{{else if {c}}}}}{KEEP}"));
+                    }
+                    self.scoped(|e| e.nodes(body))?;
+                }
+                if let Some(inv) = inverse {
+                    self.out.push_str(&format!("{{{{else}}}}{KEEP}"));
+                    self.scoped(|e| e.nodes(inv))?;
+                }
+                self.out.push_str(&format!("{{{{/if}}}}{KEEP}"));
+            }
+            Node::Range(p, body, inverse, pos) | Node::With(p, body, inverse, pos) => {
+                let helper = if matches!(n, Node::Range(..)) {
+                    "each"
+                } else {
+                    "with"
+                };
+                let value = self
+                    .pipeline(
+                        &Pipeline {
+                            decl: Vec::new(),
+                            assign: false,
+                            cmds: p.cmds.clone(),
+                        },
+                        *pos,
+                    )?
+                    .param();
+                let names: Vec<String> = p.decl.iter().map(|v| param_name(v)).collect();
+                let params = match (helper, names.as_slice()) {
+                    (_, []) => String::new(),
+                    ("each", [e]) | ("with", [e]) => format!(" as |{e}|"),
+                    ("each", [i, e]) => format!(" as |{e} {i}|"),
+                    _ => {
+                        return Err(ConvertError::at(
+                            pos.0,
+                            pos.1,
+                            format!("{helper}: too many variables"),
+                        ))
+                    }
+                };
+                self.out
+                    .push_str(&format!("{{{{#{helper} {value}{params}}}}}{KEEP}"));
+                self.depth += 1;
+                let r = self.scoped(|e| {
+                    for (v, n) in p.decl.iter().zip(&names) {
+                        e.set(v, Var::Param(n.clone()));
+                    }
+                    e.nodes(body)
+                });
+                self.depth -= 1;
+                r?;
+                if let Some(inv) = inverse {
+                    self.out.push_str(&format!("{{{{else}}}}{KEEP}"));
+                    self.scoped(|e| e.nodes(inv))?;
+                }
+                self.out.push_str(&format!("{{{{/{helper}}}}}{KEEP}"));
+            }
+            Node::Define(name, body) => self.define(name, body)?,
+            Node::Template(name, arg, pos) => self.call(name, arg.as_ref(), *pos)?,
+            Node::Block(name, arg, body, pos) => {
+                self.define(name, body)?;
+                self.call(name, arg.as_ref(), *pos)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn define(&mut self, name: &str, body: &[Node]) -> Result<(), ConvertError> {
+        let saved = (
+            std::mem::take(&mut self.out),
+            std::mem::replace(&mut self.scopes, vec![HashMap::new()]),
+            self.depth,
+        );
+        self.depth = 0;
+        let r = self.nodes(body);
+        let inner = std::mem::replace(&mut self.out, saved.0);
+        self.scopes = saved.1;
+        self.depth = saved.2;
+        r?;
+        self.defines.push(format!(
+            "{{{{#*inline \"{}\"}}}}{inner}{{{{/inline}}}}",
+            partial_name(name)
+        ));
+        Ok(())
+    }
+
+    fn call(&mut self, name: &str, arg: Option<&Pipeline>, pos: Pos) -> Result<(), ConvertError> {
+        let ctx = match arg {
+            Some(p) => format!(" {}", self.pipeline(p, pos)?.param()),
+            None => String::new(),
+        };
+        self.out
+            .push_str(&format!("{{{{> {}{ctx}}}}}", partial_name(name)));
+        Ok(())
+    }
+
+    fn scoped<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, ConvertError>,
+    ) -> Result<T, ConvertError> {
+        self.scopes.push(HashMap::new());
+        let r = f(self);
+        self.scopes.pop();
+        r
+    }
+
+    fn set(&mut self, name: &str, v: Var) {
+        if let Some(s) = self.scopes.last_mut() {
+            s.insert(name.to_string(), v);
+        }
+    }
+
+    fn var(&self, name: &str, pos: Pos) -> Result<Var, ConvertError> {
+        self.scopes
+            .iter()
+            .rev()
+            .find_map(|s| s.get(name).cloned())
+            .ok_or_else(|| ConvertError::at(pos.0, pos.1, format!("undefined variable ${name}")))
+    }
+
+    fn pipeline(&mut self, p: &Pipeline, pos: Pos) -> Result<Expr, ConvertError> {
+        let mut value: Option<Expr> = None;
+        for cmd in &p.cmds {
+            let piped = value.take().map(Expr::param);
+            value = Some(self.command(cmd, piped, pos)?);
+        }
+        value.ok_or_else(|| ConvertError::at(pos.0, pos.1, "empty pipeline".into()))
+    }
+
+    fn command(
+        &mut self,
+        cmd: &[Arg],
+        piped: Option<String>,
+        pos: Pos,
+    ) -> Result<Expr, ConvertError> {
+        let err = |m: String| ConvertError::at(pos.0, pos.1, m);
+        match &cmd[0] {
+            Arg::Func(name) => {
+                let mut args: Vec<String> = cmd[1..]
+                    .iter()
+                    .map(|a| self.operand(a, pos).map(Expr::param))
+                    .collect::<Result<_, _>>()?;
+                args.extend(piped);
+                function(name, args).map_err(err)
+            }
+            // `.Tags.Contains "x"`: a method of consul-template's values.
+            Arg::Field(f) | Arg::Var(_, f) if cmd.len() > 1 || piped.is_some() => {
+                let method = f
+                    .last()
+                    .and_then(|m| METHODS.iter().find(|(go, _)| go == m));
+                let Some((_, helper)) = method else {
+                    return Err(err(format!("{} is not a function: only functions and consul-template's methods (Contains…) take arguments", f.join("."))));
+                };
+                let receiver = match &cmd[0] {
+                    Arg::Field(f) => Arg::Field(f[..f.len() - 1].to_vec()),
+                    Arg::Var(v, f) => Arg::Var(v.clone(), f[..f.len() - 1].to_vec()),
+                    _ => unreachable!("matched above"),
+                };
+                let mut args: Vec<String> = cmd[1..]
+                    .iter()
+                    .map(|a| self.operand(a, pos).map(Expr::param))
+                    .collect::<Result<_, _>>()?;
+                args.extend(piped);
+                args.push(self.operand(&receiver, pos)?.param());
+                Ok(Expr::Call(format!("{helper} {}", args.join(" "))))
+            }
+            _ if cmd.len() > 1 || piped.is_some() => Err(err(
+                "only a function can take arguments or a piped value".into(),
+            )),
+            a => self.operand(a, pos),
+        }
+    }
+
+    fn operand(&mut self, a: &Arg, pos: Pos) -> Result<Expr, ConvertError> {
+        Ok(match a {
+            Arg::Dot => Expr::Plain("this".into()),
+            Arg::Field(f) => Expr::Plain(f.join(".")),
+            Arg::Var(name, f) if name.is_empty() => {
+                return Err(ConvertError::at(
+                    pos.0,
+                    pos.1,
+                    format!(
+                        "$ (the top-level data) is nothing in consul-template{}",
+                        if f.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": ${}.{} has no value", "", f.join("."))
+                        }
+                    ),
+                ))
+            }
+            Arg::Var(name, f) => match self.var(name, pos)? {
+                Var::Param(p) => Expr::Plain(
+                    std::iter::once(p)
+                        .chain(f.iter().cloned())
+                        .collect::<Vec<_>>()
+                        .join("."),
+                ),
+                Var::Inline(text, depth) => {
+                    if depth != self.depth && text_uses_dot(&text) {
+                        return Err(ConvertError::at(pos.0, pos.1, format!("${name} depends on . and is used inside a block that changes .: use a range or with variable ($x := …) or compute it where it is used")));
+                    }
+                    if f.is_empty() {
+                        Expr::Plain(text)
+                    } else {
+                        let mut e = text;
+                        for field in f {
+                            e = format!("(lookup {e} \"{field}\")");
+                        }
+                        Expr::Plain(e)
+                    }
+                }
+            },
+            Arg::Str(s) => Expr::Plain(serde_json::to_string(s).unwrap_or_default()),
+            Arg::Num(n) => Expr::Plain(n.clone()),
+            Arg::Bool(b) => Expr::Plain(b.to_string()),
+            Arg::Nil => Expr::Plain("null".into()),
+            Arg::Func(name) => {
+                function(name, Vec::new()).map_err(|m| ConvertError::at(pos.0, pos.1, m))?
+            }
+            Arg::Sub(p) => Expr::Plain(self.pipeline(p, pos)?.param()),
+        })
+    }
+}
+
+impl Expr {
+    fn clone_text(&self) -> String {
+        match self {
+            Expr::Plain(s) => s.clone(),
+            Expr::Call(s) => format!("({s})"),
+        }
+    }
+}
+
+/// Whether converted text reads the current context (a bare path or `this`).
+fn text_uses_dot(text: &str) -> bool {
+    // Conservative: any identifier-looking token that is not a literal, a helper call's name or
+    // a string. Strings are skipped.
+    let mut in_str = false;
+    let mut prev = ' ';
+    let mut token = String::new();
+    let mut first_in_call = false;
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if in_str {
+            if c == '"' && prev != '\\' {
+                in_str = false;
+            }
+            prev = c;
+            continue;
+        }
+        if c == '"' {
+            in_str = true;
+        } else if c.is_alphanumeric() || c == '_' || c == '.' || c == '@' {
+            token.push(c);
+        } else {
+            if !token.is_empty() {
+                let literal = token.parse::<f64>().is_ok()
+                    || matches!(token.as_str(), "true" | "false" | "null");
+                if !literal && !first_in_call {
+                    return true;
+                }
+                first_in_call = false;
+            }
+            token.clear();
+            if c == '(' {
+                first_in_call = true;
+            }
+        }
+        prev = c;
+    }
+    false
+}
+
+/// A Go function call as ours: Go's built-ins mapped, consul-template's by name (math in the
+/// order a reader expects: Go's `subtract 2 5` is 5 − 2).
+fn function(name: &str, mut args: Vec<String>) -> Result<Expr, String> {
+    let call = |n: &str, a: &[String]| {
+        Expr::Call(if a.is_empty() {
+            n.to_string()
+        } else {
+            format!("{n} {}", a.join(" "))
+        })
+    };
+    Ok(match name {
+        "eq" if args.len() > 2 => {
+            let first = args.remove(0);
+            let tests: Vec<String> = args.iter().map(|a| format!("(eq {first} {a})")).collect();
+            Expr::Call(format!("or {}", tests.join(" ")))
+        }
+        "le" => call("lte", &args),
+        "ge" => call("gte", &args),
+        "index" => {
+            let mut it = args.into_iter();
+            let mut e = it.next().ok_or("index needs a value")?;
+            for k in it {
+                e = format!("(lookup {e} {k})");
+            }
+            Expr::Plain(e)
+        }
+        "print" if args.len() == 1 => Expr::Plain(args.remove(0)),
+        "print" | "printf" | "println" | "html" | "js" | "urlquery" | "call" | "slice" => {
+            return Err(format!(
+                "{name} cannot be converted yet: write the text around the values instead"
+            ))
+        }
+        "subtract" | "divide" | "modulo" if args.len() == 2 => {
+            args.swap(0, 1);
+            call(name, &args)
+        }
+        _ => call(name, &args),
+    })
+}
+
+/// `$name` as a block parameter.
+fn param_name(v: &str) -> String {
+    if v.is_empty() {
+        "root".into()
+    } else {
+        v.to_string()
+    }
+}
+
+/// A template name as a handlebars partial name.
+fn partial_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,99 @@
+//! Go `text/template` files (consul-template's `.ctmpl`) converted to handlebars, so they load
+//! unchanged and render with the same engine and helpers.
+
+mod emit;
+mod lex;
+mod parse;
+
+use std::path::Path;
+
+/// Why a Go template cannot be converted, and where (1-based line and column of the action).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{col}: {message}")]
+pub struct ConvertError {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl ConvertError {
+    fn at(line: usize, col: usize, message: String) -> ConvertError {
+        ConvertError { line, col, message }
+    }
+}
+
+/// The handlebars text for Go template `src`.
+pub fn convert(src: &str) -> Result<String, ConvertError> {
+    let pieces = lex::pieces(src)?;
+    let nodes = parse::parse(&pieces)?;
+    emit::emit(&nodes)
+}
+
+/// True for the file names consul-template users give Go templates.
+pub fn is_go_template(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("ctmpl" | "tmpl" | "tpl" | "gotmpl")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seeds_constructs() {
+        let hbs = convert(
+            "{{$blue := env \"BLUE_NAME\"}}\n{{range service $blue}}\n  server {{.Address}}:{{.Port}};{{else}}\n  none{{end}}\n{{if eq $blue \"blue\"}}b{{else}}g{{end}}\n",
+        )
+        .unwrap();
+        assert!(
+            hbs.contains("{{#each (service (env \"BLUE_NAME\"))}}{{!}}"),
+            "{hbs}"
+        );
+        assert!(hbs.contains("{{Address}}:{{Port}}"), "{hbs}");
+        assert!(
+            hbs.contains("{{#if (eq (env \"BLUE_NAME\") \"blue\")}}{{!}}"),
+            "{hbs}"
+        );
+    }
+
+    #[test]
+    fn pipelines_variables_and_methods() {
+        assert_eq!(
+            convert("{{key \"a\" | toUpper}}").unwrap(),
+            "{{toUpper (key \"a\")}}"
+        );
+        assert_eq!(
+            convert("{{range $i, $s := service \"w\"}}{{$i}}={{$s.ID}}{{end}}").unwrap(),
+            "{{#each (service \"w\") as |s i|}}{{!}}{{i}}={{s.ID}}{{/each}}{{!}}"
+        );
+        assert_eq!(
+            convert("{{if .Tags.Contains \"v1\"}}y{{end}}").unwrap(),
+            "{{#if (contains \"v1\" Tags)}}{{!}}y{{/if}}{{!}}"
+        );
+        assert_eq!(convert("{{5 | subtract 2}}").unwrap(), "{{subtract 5 2}}");
+        assert_eq!(
+            convert("{{eq .A 1 2}}").unwrap(),
+            "{{or (eq A 1) (eq A 2)}}"
+        );
+        assert_eq!(convert("a{{\"{{x\"}} {{.A}}").unwrap(), "a\\{{x {{A}}");
+        assert_eq!(
+            convert("{\"k\": { {{- .A -}} }}").unwrap(),
+            "{\"k\": {{trimSpace \"{\"}}{{A}}}}"
+        );
+    }
+
+    #[test]
+    fn what_cannot_convert_is_named_with_its_place() {
+        let e = convert("a\n  {{printf \"%d\" 3}}").unwrap_err();
+        assert_eq!((e.line, e.col), (2, 3));
+        assert!(e.message.contains("printf"), "{e}");
+        let e = convert("{{$x := .A}}{{range service \"w\"}}{{$x}}{{end}}").unwrap_err();
+        assert!(e.message.contains("$x"), "{e}");
+        assert!(convert("{{if .A}}x")
+            .unwrap_err()
+            .message
+            .contains("never closed"));
+    }
+}
