@@ -456,8 +456,7 @@ fn function(name: &str, mut args: Vec<String>) -> Result<Expr, String> {
             }
             Expr::Plain(e)
         }
-        "print" if args.len() == 1 => Expr::Plain(args.remove(0)),
-        "print" | "printf" | "println" | "html" | "js" | "urlquery" | "call" | "slice" => {
+        "html" | "js" | "urlquery" | "call" | "slice" => {
             return Err(format!(
                 "{name} cannot be converted yet: write the text around the values instead"
             ))

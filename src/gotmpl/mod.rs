@@ -86,9 +86,9 @@ mod tests {
 
     #[test]
     fn what_cannot_convert_is_named_with_its_place() {
-        let e = convert("a\n  {{printf \"%d\" 3}}").unwrap_err();
+        let e = convert("a\n  {{slice .A 1}}").unwrap_err();
         assert_eq!((e.line, e.col), (2, 3));
-        assert!(e.message.contains("printf"), "{e}");
+        assert!(e.message.contains("slice"), "{e}");
         let e = convert("{{$x := .A}}{{range service \"w\"}}{{$x}}{{end}}").unwrap_err();
         assert!(e.message.contains("$x"), "{e}");
         assert!(convert("{{if .A}}x")

@@ -14,7 +14,6 @@
 //! | `leaf_cert*`, `root_ca`, `func_connect`, `func_peerings` (5) | Connect, CA and peering functions are not provided |
 //! | `scratch.*` (5) | `scratch` is not provided (block parameters and partials instead) |
 //! | `helper_plugin`, `helper_sockaddr`, `spew_sdump_*` (4) | not provided (their "disabled" error cases are ported) |
-//! | `helper_parseFloat_format` | `printf` is not a helper yet (the Go-template converter's issue adds it) |
 //! | `helper_timestamp`, `helper_helper_timestamp__formatted` | the clock cannot be fixed from outside; helpers.rs checks the formats |
 //! | `func_node_nil_pointer_evaluation`, `helper_loop_var` | Go template variables (`$v := …`) have no handlebars form; the values they print are covered by `func_node`, `helper_loop__i` |
 //! | `external_func` | Go's API for adding functions |
@@ -315,6 +314,7 @@ pub(crate) const CASES: &[Case] = &[
     case("helper_trimSuffix", r#"{{trimSuffix " world!!" "hello world!!"}}"#, "hello"),
     case("helper_parseBool", r#"{{parseBool "true"}}"#, "true"),
     case("helper_parseFloat", r#"{{parseFloat "1.2"}}"#, "1.2"),
+    case("helper_parseFloat_format", r#"{{printf "%.1f" (parseFloat "1.0")}}"#, "1.0"),
     case("helper_parseInt", r#"{{parseInt "-1"}}"#, "-1"),
     case("helper_parseJSON", r#"{{toJSON (parseJSON "{\"foo\": \"bar\"}")}}"#, r#"{"foo":"bar"}"#),
     case("helper_parseUint", r#"{{parseUint "1"}}"#, "1"),

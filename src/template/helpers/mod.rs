@@ -7,6 +7,7 @@
 mod collections;
 mod consul;
 mod encoding;
+mod format;
 mod local;
 mod math;
 mod text;
@@ -98,6 +99,7 @@ pub fn all() -> impl Iterator<Item = &'static Spec> {
         .chain(text::HELPERS)
         .chain(encoding::HELPERS)
         .chain(math::HELPERS)
+        .chain(format::HELPERS)
 }
 
 /// handlebars' own helpers, which templates may use as they are.
