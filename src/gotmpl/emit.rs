@@ -93,6 +93,11 @@ impl Emitter {
     fn node(&mut self, n: &Node) -> Result<(), ConvertError> {
         match n {
             Node::Text(t) => self.text(t),
+            // A handlebars comment holds the lines; a second tag keeps the line from being
+            // taken as a standalone comment line.
+            Node::Lines(n) => self
+                .out
+                .push_str(&format!("{{{{!--{}--}}}}{KEEP}", "\n".repeat(*n))),
             Node::Action(p, pos) => {
                 if p.assign {
                     return Err(ConvertError::at(pos.0, pos.1, "assigning to a variable again ($x = …) cannot be converted: handlebars has no variables; compute the value where it is used".into()));

@@ -12,6 +12,8 @@ pub enum Piece {
         line: usize,
         col: usize,
     },
+    /// A comment that spanned this many line breaks (kept, so lines stay where they were).
+    Lines(usize),
 }
 
 /// Splits `src` into pieces.
@@ -59,6 +61,8 @@ pub fn pieces(src: &str) -> Result<Vec<Piece>, ConvertError> {
                 line,
                 col,
             });
+        } else if body.contains('\n') {
+            out.push(Piece::Lines(body.matches('\n').count()));
         }
         let consumed = open + inner_start + close + 2;
         rest = &rest[consumed..];

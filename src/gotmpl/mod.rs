@@ -85,6 +85,13 @@ mod tests {
     }
 
     #[test]
+    fn a_comment_over_lines_keeps_the_lines() {
+        let hbs = convert("{{/* a\nb\n*/}}\n{{.X}}").unwrap();
+        assert_eq!(hbs.lines().count(), 4, "the source's four lines");
+        assert!(hbs.ends_with("\n{{X}}"), "{hbs}");
+    }
+
+    #[test]
     fn what_cannot_convert_is_named_with_its_place() {
         let e = convert("a\n  {{slice .A 1}}").unwrap_err();
         assert_eq!((e.line, e.col), (2, 3));

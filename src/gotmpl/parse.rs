@@ -35,6 +35,8 @@ pub struct Pipeline {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
     Text(String),
+    /// Line breaks to keep without printing them (a comment's).
+    Lines(usize),
     Action(Pipeline, Pos),
     If(Vec<(Pipeline, Vec<Node>)>, Option<Vec<Node>>, Pos),
     Range(Pipeline, Vec<Node>, Option<Vec<Node>>, Pos),
@@ -77,6 +79,10 @@ impl Parser<'_> {
             let (body, line, col) = match piece {
                 Piece::Text(t) => {
                     nodes.push(Node::Text(t.clone()));
+                    continue;
+                }
+                Piece::Lines(n) => {
+                    nodes.push(Node::Lines(*n));
                     continue;
                 }
                 Piece::Action { body, line, col } => (body.trim(), *line, *col),
