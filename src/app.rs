@@ -430,25 +430,7 @@ fn capture(cfg: &Config) -> Result<ExitCode, Failure> {
         long_form = captured.long_form,
         "captured"
     );
-    match &cfg.capture_output {
-        Some(path) => {
-            let opts = crate::output::WriteOptions {
-                perms: None,
-                backup: false,
-                create_dest_dirs: true,
-                owner: Default::default(),
-            };
-            let written = crate::output::prepare(path, text.as_bytes(), opts)
-                .and_then(|c| c.map_or(Ok(()), crate::output::Candidate::install));
-            written.map_err(|e| Failure::Runtime(format!("capture: {e:#}")))?;
-        }
-        None => {
-            use std::io::Write as _;
-            std::io::stdout()
-                .write_all(text.as_bytes())
-                .map_err(|e| Failure::Runtime(format!("capture: writing to stdout: {e}")))?;
-        }
-    }
+    write_out("capture", cfg.capture_output.as_deref(), text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -495,7 +477,17 @@ fn convert(args: &[String]) -> Result<ExitCode, Failure> {
     if check {
         return Ok(ExitCode::SUCCESS);
     }
-    match out {
+    write_out(
+        "convert",
+        out.as_deref().map(std::path::Path::new),
+        hbs.as_bytes(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A subcommand's result: written atomically to `path`, or printed.
+fn write_out(what: &str, path: Option<&std::path::Path>, bytes: &[u8]) -> Result<(), Failure> {
+    match path {
         Some(path) => {
             let opts = crate::output::WriteOptions {
                 perms: None,
@@ -503,18 +495,17 @@ fn convert(args: &[String]) -> Result<ExitCode, Failure> {
                 create_dest_dirs: true,
                 owner: Default::default(),
             };
-            crate::output::prepare(std::path::Path::new(&path), hbs.as_bytes(), opts)
+            crate::output::prepare(path, bytes, opts)
                 .and_then(|c| c.map_or(Ok(()), crate::output::Candidate::install))
-                .map_err(|e| Failure::Runtime(format!("convert: {e:#}")))?;
+                .map_err(|e| Failure::Runtime(format!("{what}: {e:#}")))
         }
         None => {
             use std::io::Write as _;
             std::io::stdout()
-                .write_all(hbs.as_bytes())
-                .map_err(|e| Failure::Runtime(format!("convert: writing to stdout: {e}")))?;
+                .write_all(bytes)
+                .map_err(|e| Failure::Runtime(format!("{what}: writing to stdout: {e}")))
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `-parse-only` / `check`: every syntax error and unknown or denied helper, contacting nothing.

@@ -511,23 +511,7 @@ fn service(rec: &Recording, v: &Value, long_form: bool) -> DataService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Template, TemplateSource};
-    use crate::template::{Engine, Options};
-
-    const RETRY: Retry = Retry {
-        enabled: false,
-        attempts: 0,
-        backoff: Duration::ZERO,
-        max_backoff: Duration::ZERO,
-    };
-
-    fn job(src: &str) -> Job {
-        Job {
-            config: Template::new(TemplateSource::Inline(src.into())),
-            engine: Engine::compile("t", src, &Options::default()).unwrap(),
-            name: "t".into(),
-        }
-    }
+    use crate::runner::testing::{job, NO_RETRY as RETRY};
 
     const DATA: &str = r#"{
       "nodes": [{"Node": "n1", "Address": "10.0.0.1"}, {"Node": "n2", "Address": "10.0.0.2"}],

@@ -19,3 +19,29 @@ pub struct Job {
     /// The name logs and errors use.
     pub name: String,
 }
+
+/// What the runner's and capture's unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Job;
+    use crate::config::{Retry, Template, TemplateSource};
+    use crate::template::{Engine, Options};
+    use std::time::Duration;
+
+    /// One try, no retries.
+    pub const NO_RETRY: Retry = Retry {
+        enabled: false,
+        attempts: 0,
+        backoff: Duration::ZERO,
+        max_backoff: Duration::ZERO,
+    };
+
+    /// A job rendering `src`.
+    pub fn job(src: &str) -> Job {
+        Job {
+            config: Template::new(TemplateSource::Inline(src.into())),
+            engine: Engine::compile("t", src, &Options::default()).unwrap(),
+            name: "t".into(),
+        }
+    }
+}

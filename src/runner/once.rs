@@ -198,9 +198,7 @@ fn describe(list: &[(String, Missing)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Template;
     use crate::source::data::DataSource;
-    use crate::template::Engine;
 
     #[tokio::test]
     async fn join_all_keeps_order() {
@@ -209,20 +207,7 @@ mod tests {
         assert_eq!(out, vec![1, 2]);
     }
 
-    const RETRY: Retry = Retry {
-        enabled: false,
-        attempts: 0,
-        backoff: Duration::ZERO,
-        max_backoff: Duration::ZERO,
-    };
-
-    fn job(src: &str) -> Job {
-        Job {
-            config: Template::new(crate::config::TemplateSource::Inline(src.into())),
-            engine: Engine::compile("t", src, &crate::template::Options::default()).unwrap(),
-            name: "t".into(),
-        }
-    }
+    use crate::runner::testing::{job, NO_RETRY as RETRY};
 
     #[tokio::test]
     async fn nested_queries_take_several_passes() {
