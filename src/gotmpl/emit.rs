@@ -33,7 +33,65 @@ enum Var {
     Inline(String, usize),
     /// A block parameter.
     Param(String),
+    /// A range's index or key: a number or a string.
+    Index(String),
 }
+
+/// Fields of consul-template's values that hold text or a number: printed as they are.
+const SCALAR_FIELDS: &[&str] = &[
+    "Address",
+    "Port",
+    "ID",
+    "Name",
+    "Node",
+    "NodeAddress",
+    "NodeID",
+    "NodeDatacenter",
+    "Status",
+    "Key",
+    "Value",
+    "Path",
+    "Flags",
+    "CreateIndex",
+    "ModifyIndex",
+    "LockIndex",
+    "Session",
+    "Datacenter",
+    "ServiceName",
+    "ServiceID",
+    "CheckID",
+    "Output",
+    "Notes",
+    "Service",
+];
+
+/// Functions whose result may be a list or a map (printed Go's way).
+const COLLECTION_FUNCS: &[&str] = &[
+    "service",
+    "services",
+    "nodes",
+    "node",
+    "datacenters",
+    "ls",
+    "safeLs",
+    "tree",
+    "safeTree",
+    "split",
+    "splitToMap",
+    "byTag",
+    "byKey",
+    "byPort",
+    "byMeta",
+    "explode",
+    "explodeMap",
+    "mergeMap",
+    "mergeMapWithOverride",
+    "parseJSON",
+    "parseYAML",
+    "loop",
+    "index",
+    "lookup",
+];
 
 /// Keeps a block tag off handlebars' standalone-line rule.
 const KEEP: &str = "{{!}}";
@@ -145,13 +203,13 @@ impl Emitter {
                         Arg::Bool(b) => self.text(&b.to_string()),
                         Arg::Nil => self.text("<no value>"),
                         _ => {
-                            let e = self.pipeline(p, *pos)?;
-                            self.out.push_str(&format!("{{{{{}}}}}", e.mustache()));
+                            let text = self.output(p, *pos)?;
+                            self.out.push_str(&text);
                         }
                     }
                 } else {
-                    let e = self.pipeline(p, *pos)?;
-                    self.out.push_str(&format!("{{{{{}}}}}", e.mustache()));
+                    let text = self.output(p, *pos)?;
+                    self.out.push_str(&text);
                 }
             }
             Node::If(branches, inverse, pos) => {
@@ -206,8 +264,16 @@ impl Emitter {
                     .push_str(&format!("{{{{#{helper} {value}{params}}}}}{KEEP}"));
                 self.depth += 1;
                 let r = self.scoped(|e| {
-                    for (v, n) in p.decl.iter().zip(&names) {
-                        e.set(v, Var::Param(n.clone()));
+                    for (i, (v, n)) in p.decl.iter().zip(&names).enumerate() {
+                        let index = helper == "each" && names.len() == 2 && i == 0;
+                        e.set(
+                            v,
+                            if index {
+                                Var::Index(n.clone())
+                            } else {
+                                Var::Param(n.clone())
+                            },
+                        );
                     }
                     e.nodes(body)
                 });
@@ -227,6 +293,34 @@ impl Emitter {
             }
         }
         Ok(())
+    }
+
+    /// `{{value}}` as Go prints it: a field known to hold text or a number as it is, anything
+    /// else through the helper that prints lists and maps Go's way.
+    fn output(&mut self, p: &Pipeline, pos: Pos) -> Result<String, ConvertError> {
+        // What the last command gives: a function's result (a list or map only from the
+        // functions that make them), or a value.
+        let scalar = match p.cmds.last().map(Vec::as_slice) {
+            Some([Arg::Func(f), ..]) => !COLLECTION_FUNCS.contains(&f.as_str()),
+            Some([Arg::Var(v, f)]) if p.cmds.len() == 1 && f.is_empty() => {
+                matches!(self.var(v, pos), Ok(Var::Index(_)))
+            }
+            Some([Arg::Field(f)] | [Arg::Var(_, f)]) if p.cmds.len() == 1 => f
+                .last()
+                .is_some_and(|l| SCALAR_FIELDS.contains(&l.as_str())),
+            Some([Arg::Str(_) | Arg::Num(_) | Arg::Bool(_)]) => true,
+            _ => false,
+        };
+        let e = self.pipeline(p, pos)?;
+        Ok(if scalar {
+            format!("{{{{{}}}}}", e.mustache())
+        } else {
+            format!(
+                "{{{{{} {}}}}}",
+                crate::template::helpers::format::GO_VALUE,
+                e.param()
+            )
+        })
     }
 
     fn define(&mut self, name: &str, body: &[Node]) -> Result<(), ConvertError> {
@@ -354,7 +448,7 @@ impl Emitter {
                 ))
             }
             Arg::Var(name, f) => match self.var(name, pos)? {
-                Var::Param(p) => Expr::Plain(
+                Var::Param(p) | Var::Index(p) => Expr::Plain(
                     std::iter::once(p)
                         .chain(f.iter().cloned())
                         .collect::<Vec<_>>()

@@ -77,18 +77,23 @@ mod tests {
             convert("{{eq .A 1 2}}").unwrap(),
             "{{or (eq A 1) (eq A 2)}}"
         );
-        assert_eq!(convert("a{{\"{{x\"}} {{.A}}").unwrap(), "a\\{{x {{A}}");
         assert_eq!(
-            convert("{\"k\": { {{- .A -}} }}").unwrap(),
-            "{\"k\": {{trimSpace \"{\"}}{{A}}}}"
+            convert("a{{\"{{x\"}} {{.Address}}").unwrap(),
+            "a\\{{x {{Address}}"
         );
+        assert_eq!(
+            convert("{\"k\": { {{- .Port -}} }}").unwrap(),
+            "{\"k\": {{trimSpace \"{\"}}{{Port}}}}"
+        );
+        // Lists and maps print as Go prints them.
+        assert_eq!(convert("{{.Tags}}").unwrap(), "{{__consul_render_go Tags}}");
     }
 
     #[test]
     fn a_comment_over_lines_keeps_the_lines() {
         let hbs = convert("{{/* a\nb\n*/}}\n{{.X}}").unwrap();
         assert_eq!(hbs.lines().count(), 4, "the source's four lines");
-        assert!(hbs.ends_with("\n{{X}}"), "{hbs}");
+        assert!(hbs.ends_with("\n{{__consul_render_go X}}"), "{hbs}");
     }
 
     #[test]

@@ -244,7 +244,7 @@ fn check_helper(h: &HelperTemplate, block: bool, pos: (usize, usize), found: &mu
 
 /// Helpers of our own that the rewrites insert; templates cannot name them.
 fn internal(name: &str) -> bool {
-    name == guard::PARTIAL_GUARD || name == rewrite::VALUE
+    name == guard::PARTIAL_GUARD || name == rewrite::VALUE || name == helpers::format::GO_VALUE
 }
 
 fn check_param(p: &Parameter, pos: (usize, usize), found: &mut Found) {

@@ -120,21 +120,22 @@ fn convert_prints_writes_and_checks() {
 }
 
 /// consul-template's TestTemplate_Execute cases whose converted template renders something
-/// other than their port, and why (each is a known difference, not a conversion fault).
-const DIFFERENT: &[(&str, &str)] = &[
-    ("bad_func", "Go refuses an undefined function when parsing; a bare name is a value here and prints nothing"),
-    ("func_datacenters", "Go prints a list as [dc1 dc2]; handlebars as [dc1, dc2] (use join)"),
-    ("func_datacenters_ignore", "Go prints a list as [dc1 dc2]; handlebars as [dc1, dc2] (use join)"),
-    ("helper_split", "Go prints a list as [a b c]; handlebars as [a, b, c] (use join)"),
-    ("helper_mergeMap", "Go prints a map as map[bar:a]; handlebars as [object] (use toJSON)"),
-    ("helper_mergeMapWithOverride", "Go prints a map as map[bar:a]; handlebars as [object] (use toJSON)"),
-    ("helper_explode", "Go prints a map as map[bar:a]; handlebars as [object] (use toJSON)"),
-    ("helper_parseJSON", "Go prints a map as map[foo:bar]; handlebars as [object] (use toJSON)"),
-    ("helper_parseYAML", "Go prints a map as map[foo:bar]; handlebars as [object] (use toJSON)"),
-    ("helper_parseYAMLv2", "Go prints a map as map[…]; handlebars as [object] (use toJSON)"),
-    ("helper_parseYAMLnested", "Go prints a map as map[…]; handlebars as [object] (use toJSON)"),
-    ("helper_splitToMap", "Go prints a map as map[a:x …]; handlebars as [object] (use toJSON)"),
-    ("helper_explodemap", "scratch is not provided (block parameters and partials instead)"),
+/// other than their port, and why. Where the port prints a list or map with `join` or `toJSON`,
+/// the converted Go template prints it as Go does: that is Go's expected output, checked here.
+const DIFFERENT: &[(&str, &str, Option<&str>)] = &[
+    ("bad_func", "Go refuses an undefined function when parsing; a bare name is a value here and prints nothing", None),
+    ("helper_explodemap", "scratch is not provided (block parameters and partials instead)", None),
+    ("func_datacenters", "the port joins the list", Some("[dc1 dc2]")),
+    ("func_datacenters_ignore", "the port joins the list", Some("[dc1 dc2]")),
+    ("helper_split", "the port joins the list", Some("[a b c]")),
+    ("helper_mergeMap", "the port prints JSON", Some("foomap[bar:a]voomap[bar:v]zipmap[zap:b]")),
+    ("helper_mergeMapWithOverride", "the port prints JSON", Some("foomap[bar:a]voomap[bar:v]zipmap[zap:b]")),
+    ("helper_explode", "the port prints JSON", Some("foomap[bar:a]zipmap[zap:b]")),
+    ("helper_parseJSON", "the port prints JSON", Some("map[foo:bar]")),
+    ("helper_parseYAML", "the port prints JSON", Some("map[foo:bar]")),
+    ("helper_parseYAMLv2", "the port prints JSON", Some("map[baz:foo foo:bar]")),
+    ("helper_parseYAMLnested", "the port prints JSON", Some("map[foo:map[bar:baz baz:7]]")),
+    ("helper_splitToMap", "the port prints JSON", Some("map[a:x b:y c:z]")),
 ];
 
 #[derive(serde::Deserialize)]
@@ -176,9 +177,29 @@ fn consul_templates_execute_cases_convert_and_render() {
     );
     assert!(refused.is_empty(), "refused: {refused:?}");
     let mut got: Vec<&str> = differ.iter().map(|(n, _)| n.as_str()).collect();
-    let mut known: Vec<&str> = DIFFERENT.iter().map(|(n, _)| *n).collect();
+    let mut known: Vec<&str> = DIFFERENT.iter().map(|(n, _, _)| *n).collect();
     got.sort_unstable();
     known.sort_unstable();
     assert_eq!(got, known, "renders differently: {differ:#?}");
     assert_eq!((converted, identical), (90, 77));
+    // Where Go's own output is known, the converted template prints exactly that.
+    for (name, _, go_output) in DIFFERENT {
+        let Some(want) = go_output else { continue };
+        let go = cases
+            .iter()
+            .find(|c| c.name == *name)
+            .expect("case in the fixture");
+        let port = crate::ported::CASES
+            .iter()
+            .find(|c| c.name == *name)
+            .expect("ported");
+        let hbs = consul_render::gotmpl::convert(&go.go).expect("converts");
+        let run = crate::ported::render_case_with(port, &hbs);
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (0, *want),
+            "{name}: {}",
+            run.stderr
+        );
+    }
 }

@@ -434,6 +434,19 @@ fn run_case(c: &Case) -> Result<(), String> {
 
 /// Runs case `c` with another template (a converted Go template) in place of its own.
 pub(crate) fn run_case_with(c: &Case, template: &str) -> Result<(), String> {
+    let run = render_case_with(c, template);
+    match (c.want, run.code) {
+        (Ok(want), 0) if run.stdout == want => Ok(()),
+        (Err(code), got) if got == code => Ok(()),
+        (want, _) => Err(format!(
+            "{}: want {want:?}, got exit {} stdout {:?}\n{}",
+            c.name, run.code, run.stdout, run.stderr
+        )),
+    }
+}
+
+/// Renders `template` with case `c`'s data and environment (`-once -dry`).
+pub(crate) fn render_case_with(c: &Case, template: &str) -> Run {
     let d = Dir::new();
     d.write("data.json", c.data);
     d.write("in.hbs", template);
@@ -443,15 +456,7 @@ pub(crate) fn run_case_with(c: &Case, template: &str) -> Result<(), String> {
     for (k, v) in c.env {
         cmd.env(k, v);
     }
-    let run = Run::of(&mut cmd);
-    match (c.want, run.code) {
-        (Ok(want), 0) if run.stdout == want => Ok(()),
-        (Err(code), got) if got == code => Ok(()),
-        (want, _) => Err(format!(
-            "{}: want {want:?}, got exit {} stdout {:?}\n{}",
-            c.name, run.code, run.stdout, run.stderr
-        )),
-    }
+    Run::of(&mut cmd)
 }
 
 #[test]

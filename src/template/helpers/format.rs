@@ -12,6 +12,20 @@ pub const HELPERS: &[Spec] = &[
     spec("println", 0, MANY, println),
 ];
 
+/// The internal helper a converted Go template prints values with: lists and maps as Go prints
+/// them (`[a b]`, `map[k:v]`), anything else as handlebars does (nothing prints empty).
+pub const GO_VALUE: &str = "__consul_render_go";
+
+/// `GO_VALUE`'s spec (registered beside the others, never listed as a helper users call).
+pub const GO_VALUE_SPEC: Spec = spec(GO_VALUE, 1, 1, go_output);
+
+fn go_output(c: &Call) -> HelperResult {
+    Ok(match c.arg(0) {
+        v @ (Value::Array(_) | Value::Object(_)) => Value::String(go_value(v)),
+        v => v.clone(),
+    })
+}
+
 /// Go's `%v`: strings as they are, lists `[a b]`, maps `map[k:v]`, nothing `<nil>`.
 pub fn go_value(v: &Value) -> String {
     match v {

@@ -7,7 +7,7 @@
 mod collections;
 mod consul;
 mod encoding;
-mod format;
+pub mod format;
 mod local;
 mod math;
 mod text;
@@ -230,6 +230,7 @@ pub fn register(hb: &mut Handlebars<'static>) {
         hb.register_helper(spec.name, Box::new(Adapter(spec)));
     }
     hb.register_helper("helperMissing", Box::new(HelperMissing));
+    hb.register_helper(format::GO_VALUE, Box::new(Adapter(&format::GO_VALUE_SPEC)));
 }
 
 // ----- argument access shared by the families -----
