@@ -543,8 +543,14 @@ fn function(name: &str, mut args: Vec<String>) -> Result<Expr, String> {
         "eq" if args.len() > 2 => {
             let first = args.remove(0);
             let tests: Vec<String> = args.iter().map(|a| format!("(eq {first} {a})")).collect();
-            Expr::Call(format!("or {}", tests.join(" ")))
+            Expr::Call(format!(
+                "{} {}",
+                crate::template::helpers::format::GO_OR,
+                tests.join(" ")
+            ))
         }
+        "and" => call(crate::template::helpers::format::GO_AND, &args),
+        "or" => call(crate::template::helpers::format::GO_OR, &args),
         "le" => call("lte", &args),
         "ge" => call("gte", &args),
         "index" => {

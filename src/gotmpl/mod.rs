@@ -75,7 +75,7 @@ mod tests {
         assert_eq!(convert("{{5 | subtract 2}}").unwrap(), "{{subtract 5 2}}");
         assert_eq!(
             convert("{{eq .A 1 2}}").unwrap(),
-            "{{or (eq A 1) (eq A 2)}}"
+            "{{__consul_render_or (eq A 1) (eq A 2)}}"
         );
         assert_eq!(
             convert("a{{\"{{x\"}} {{.Address}}").unwrap(),
@@ -84,6 +84,11 @@ mod tests {
         assert_eq!(
             convert("{\"k\": { {{- .Port -}} }}").unwrap(),
             "{\"k\": {{trimSpace \"{\"}}{{Port}}}}"
+        );
+        // Go's or gives the deciding value.
+        assert_eq!(
+            convert("{{or .Name \"x\"}}").unwrap(),
+            "{{__consul_render_or Name \"x\"}}"
         );
         // Lists and maps print as Go prints them.
         assert_eq!(convert("{{.Tags}}").unwrap(), "{{__consul_render_go Tags}}");

@@ -244,7 +244,15 @@ fn check_helper(h: &HelperTemplate, block: bool, pos: (usize, usize), found: &mu
 
 /// Helpers of our own that the rewrites insert; templates cannot name them.
 fn internal(name: &str) -> bool {
-    name == guard::PARTIAL_GUARD || name == rewrite::VALUE || name == helpers::format::GO_VALUE
+    use helpers::format::{GO_AND, GO_OR, GO_VALUE};
+    [
+        guard::PARTIAL_GUARD,
+        rewrite::VALUE,
+        GO_VALUE,
+        GO_AND,
+        GO_OR,
+    ]
+    .contains(&name)
 }
 
 fn check_param(p: &Parameter, pos: (usize, usize), found: &mut Found) {

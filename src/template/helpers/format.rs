@@ -19,6 +19,43 @@ pub const GO_VALUE: &str = "__consul_render_go";
 /// `GO_VALUE`'s spec (registered beside the others, never listed as a helper users call).
 pub const GO_VALUE_SPEC: Spec = spec(GO_VALUE, 1, 1, go_output);
 
+/// Go's `and` and `or` for converted templates: they give the deciding value, not a bool
+/// (`{{or .Name "default"}}` prints the name or the default).
+pub const GO_AND: &str = "__consul_render_and";
+pub const GO_OR: &str = "__consul_render_or";
+pub const GO_AND_SPEC: Spec = spec(GO_AND, 1, MANY, go_and);
+pub const GO_OR_SPEC: Spec = spec(GO_OR, 1, MANY, go_or);
+
+/// Go's truth: false, 0, nothing, "" and empty lists and maps are false.
+fn truth(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(m) => !m.is_empty(),
+    }
+}
+
+/// The first false argument, or the last.
+fn go_and(c: &Call) -> HelperResult {
+    Ok(c.args
+        .iter()
+        .find(|v| !truth(v))
+        .or(c.args.last())
+        .map_or(Value::Null, |v| (*v).clone()))
+}
+
+/// The first true argument, or the last.
+fn go_or(c: &Call) -> HelperResult {
+    Ok(c.args
+        .iter()
+        .find(|v| truth(v))
+        .or(c.args.last())
+        .map_or(Value::Null, |v| (*v).clone()))
+}
+
 fn go_output(c: &Call) -> HelperResult {
     Ok(match c.arg(0) {
         v @ (Value::Array(_) | Value::Object(_)) => Value::String(go_value(v)),
@@ -273,6 +310,25 @@ mod tests {
     fn f(format: &str, args: &[Value]) -> String {
         let refs: Vec<&Value> = args.iter().collect();
         sprintf(format, &refs)
+    }
+
+    #[test]
+    fn go_and_or_give_the_deciding_value() {
+        let call = |args: Vec<Value>| {
+            let refs: Vec<&Value> = args.iter().collect();
+            let c = Call {
+                name: "t",
+                args: refs,
+                hash: Default::default(),
+            };
+            (go_or(&c).unwrap(), go_and(&c).unwrap())
+        };
+        assert_eq!(
+            call(vec![json!(""), json!("default")]),
+            (json!("default"), json!(""))
+        );
+        assert_eq!(call(vec![json!("web"), json!(0)]), (json!("web"), json!(0)));
+        assert_eq!(call(vec![json!([]), json!({})]), (json!({}), json!([])));
     }
 
     #[test]

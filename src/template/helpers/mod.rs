@@ -231,6 +231,8 @@ pub fn register(hb: &mut Handlebars<'static>) {
     }
     hb.register_helper("helperMissing", Box::new(HelperMissing));
     hb.register_helper(format::GO_VALUE, Box::new(Adapter(&format::GO_VALUE_SPEC)));
+    hb.register_helper(format::GO_AND, Box::new(Adapter(&format::GO_AND_SPEC)));
+    hb.register_helper(format::GO_OR, Box::new(Adapter(&format::GO_OR_SPEC)));
 }
 
 // ----- argument access shared by the families -----
