@@ -101,6 +101,8 @@ pub struct Emitter {
     scopes: Vec<HashMap<String, Var>>,
     depth: usize,
     defines: Vec<String>,
+    /// `LET` blocks opened in the node list being written.
+    open_lets: usize,
 }
 
 /// Methods consul-template's values carry, as our helpers (`.Tags.Contains "x"`).
@@ -118,6 +120,7 @@ pub fn emit(nodes: &[Node]) -> Result<String, ConvertError> {
         scopes: vec![HashMap::new()],
         depth: 0,
         defines: Vec::new(),
+        open_lets: 0,
     };
     e.nodes(nodes)?;
     // Go's definitions apply wherever they are written; handlebars' inline partials only after
@@ -128,10 +131,18 @@ pub fn emit(nodes: &[Node]) -> Result<String, ConvertError> {
 }
 
 impl Emitter {
+    /// A list of nodes: a block's body, or the whole template. The variables it binds with
+    /// `LET` end with it.
     fn nodes(&mut self, nodes: &[Node]) -> Result<(), ConvertError> {
+        let outer = std::mem::take(&mut self.open_lets);
         for n in nodes {
             self.node(n)?;
         }
+        for _ in 0..self.open_lets {
+            self.out
+                .push_str(&format!("{{{{/{}}}}}{KEEP}", crate::template::rewrite::LET));
+        }
+        self.open_lets = outer;
         Ok(())
     }
 
@@ -168,9 +179,21 @@ impl Emitter {
                         },
                         *pos,
                     )?;
+                    let text = value.clone_text();
                     let depth = self.depth;
                     for name in &p.decl {
-                        self.set(name, Var::Inline(value.clone_text(), depth));
+                        if text_uses_dot(&text) {
+                            // It reads `.`: bound where it is set, for the rest of this block.
+                            let param = param_name(name);
+                            self.out.push_str(&format!(
+                                "{{{{#{} {text} as |{param}|}}}}{KEEP}",
+                                crate::template::rewrite::LET
+                            ));
+                            self.open_lets += 1;
+                            self.set(name, Var::Param(param));
+                        } else {
+                            self.set(name, Var::Inline(text.clone(), depth));
+                        }
                     }
                 } else if let Some(call) = p.cmds.first().filter(|c| {
                     p.cmds.len() == 1

@@ -95,6 +95,26 @@ mod tests {
     }
 
     #[test]
+    fn a_variable_that_reads_dot_is_bound_where_it_is_set() {
+        let hbs = convert(
+            "{{range services}}{{$name := .Name}}{{range service .Name}}{{$name}}={{.Address}} {{end}}{{end}}",
+        )
+        .unwrap();
+        assert!(
+            hbs.contains("{{#__consul_render_let Name as |name|}}"),
+            "{hbs}"
+        );
+        assert!(
+            hbs.contains("{{__consul_render_go name}}={{Address}}"),
+            "{hbs}"
+        );
+        assert!(
+            hbs.contains("{{/__consul_render_let}}{{!}}{{/each}}"),
+            "{hbs}"
+        );
+    }
+
+    #[test]
     fn a_comment_over_lines_keeps_the_lines() {
         let hbs = convert("{{/* a\nb\n*/}}\n{{.X}}").unwrap();
         assert_eq!(hbs.lines().count(), 4, "the source's four lines");
@@ -106,8 +126,8 @@ mod tests {
         let e = convert("a\n  {{slice .A 1}}").unwrap_err();
         assert_eq!((e.line, e.col), (2, 3));
         assert!(e.message.contains("slice"), "{e}");
-        let e = convert("{{$x := .A}}{{range service \"w\"}}{{$x}}{{end}}").unwrap_err();
-        assert!(e.message.contains("$x"), "{e}");
+        let e = convert("{{$x := 1}}{{$x = 2}}").unwrap_err();
+        assert!(e.message.contains("$x = "), "{e}");
         assert!(convert("{{if .A}}x")
             .unwrap_err()
             .message

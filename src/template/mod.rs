@@ -6,7 +6,7 @@ pub mod fields;
 mod guard;
 pub mod helpers;
 mod pieces;
-mod rewrite;
+pub(crate) mod rewrite;
 pub mod scope;
 
 pub use error::TemplateError;
@@ -67,6 +67,7 @@ impl Engine {
         helpers::register(&mut hb);
         hb.register_helper(guard::PARTIAL_GUARD, Box::new(guard::PartialGuard));
         hb.register_helper(rewrite::VALUE, Box::new(rewrite::Value));
+        hb.register_helper(rewrite::LET, Box::new(rewrite::Let));
         let mut t = pieces::parse(
             &mut hb,
             source,
@@ -248,6 +249,7 @@ fn internal(name: &str) -> bool {
     [
         guard::PARTIAL_GUARD,
         rewrite::VALUE,
+        rewrite::LET,
         GO_VALUE,
         GO_AND,
         GO_OR,

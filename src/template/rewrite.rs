@@ -97,3 +97,39 @@ impl HelperDef for Value {
         ))
     }
 }
+
+/// `{{#LET value as |name|}}…{{/LET}}`: the body with `name` bound to `value` and the context
+/// unchanged (a converted Go template's `$name := value`, where `value` reads `.`).
+pub const LET: &str = "__consul_render_let";
+
+pub struct Let;
+
+impl HelperDef for Let {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        r: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        rc: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn handlebars::Output,
+    ) -> handlebars::HelperResult {
+        let value = h
+            .param(0)
+            .map(|p| p.value().clone())
+            .unwrap_or(serde_json::Value::Null);
+        let Some(template) = h.template() else {
+            return Ok(());
+        };
+        // The same context as around the block, plus the parameter.
+        let mut block = rc.block().cloned().unwrap_or_default();
+        if let Some(name) = h.block_param() {
+            let mut params = handlebars::BlockParams::new();
+            params.add_value(name, value)?;
+            block.set_block_params(params);
+        }
+        rc.push_block(block);
+        let result = handlebars::Renderable::render(template, r, ctx, rc, out);
+        rc.pop_block();
+        result
+    }
+}

@@ -203,3 +203,21 @@ fn consul_templates_execute_cases_convert_and_render() {
         );
     }
 }
+
+#[test]
+fn a_variable_that_reads_dot_keeps_its_value_in_inner_blocks() {
+    let d = Dir::new();
+    d.write(
+        "data.json",
+        r#"{"nodes": [{"Node": "n", "Address": "1.1.1.1"}], "services": [
+            {"Node": "n", "ID": "a1", "Service": "a", "Port": 1, "Tags": ["x", "y"]},
+            {"Node": "n", "ID": "b1", "Service": "b", "Port": 2}]}"#,
+    );
+    d.write(
+        "t.ctmpl",
+        "{{- range services }}{{ $name := .Name }}{{ range service .Name }}{{ $name }}={{ .Address }}:{{ .Port }} {{ .Tags }}\n{{ end }}{{ end -}}\n{{ range service \"a\" }}{{ $s := . }}{{ range service \"b\" }}{{ $s.ID }}-{{ .ID }}{{ end }}{{ end }}",
+    );
+    d.run(&["-data", "data.json", "-template", "t.ctmpl:out", "-once"])
+        .code(0);
+    assert_eq!(d.read("out"), "a=1.1.1.1:1 [x y]\nb=1.1.1.1:2 []\na1-b1");
+}
