@@ -132,8 +132,7 @@ fn disabled(v: &Value) -> bool {
 /// template calling their functions is refused on its own).
 pub fn unsupported(f: &FileConfig, warnings: &mut Vec<String>) -> Result<(), (String, String)> {
     let refuse = |key: &str, why: &str| Err((key.to_string(), why.to_string()));
-    if let Some(v) = f.deduplicate.as_ref().filter(|v| !disabled(v)) {
-        let _ = v;
+    if f.deduplicate.as_ref().is_some_and(|v| !disabled(v)) {
         return refuse(
             "deduplicate",
             "de-duplication mode is not supported yet: every consul-render instance renders on \

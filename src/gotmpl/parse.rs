@@ -96,12 +96,12 @@ impl Parser<'_> {
                 "range" | "with" => {
                     let pipe = pipeline(rest, pos)?;
                     let (body, end) = self.list()?;
-                    let (inverse, closed_at) = match end {
-                        Some((e, _)) if e == "end" => (None, pos),
+                    let inverse = match end {
+                        Some((e, _)) if e == "end" => None,
                         Some((e, p)) if e == "else" => {
                             let (inv, end2) = self.list()?;
                             expect_end(end2, p)?;
-                            (Some(inv), p)
+                            Some(inv)
                         }
                         Some((e, p)) => {
                             return Err(ConvertError::at(
@@ -112,7 +112,6 @@ impl Parser<'_> {
                         }
                         None => return Err(unclosed(word, pos)),
                     };
-                    let _ = closed_at;
                     nodes.push(if word == "range" {
                         Node::Range(pipe, body, inverse, pos)
                     } else {

@@ -90,12 +90,15 @@ impl HelperDef for Value {
         _: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
-        Ok(ScopedJson::Derived(
-            h.param(0)
-                .map(|p| p.value().clone())
-                .unwrap_or(serde_json::Value::Null),
-        ))
+        Ok(ScopedJson::Derived(first_param(h)))
     }
+}
+
+/// A helper's first parameter's value (nothing when there is none).
+fn first_param(h: &Helper<'_>) -> serde_json::Value {
+    h.param(0)
+        .map(|p| p.value().clone())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// `{{#LET value as |name|}}…{{/LET}}`: the body with `name` bound to `value` and the context
@@ -113,10 +116,7 @@ impl HelperDef for Let {
         rc: &mut RenderContext<'reg, 'rc>,
         out: &mut dyn handlebars::Output,
     ) -> handlebars::HelperResult {
-        let value = h
-            .param(0)
-            .map(|p| p.value().clone())
-            .unwrap_or(serde_json::Value::Null);
+        let value = first_param(h);
         let Some(template) = h.template() else {
             return Ok(());
         };
