@@ -362,3 +362,42 @@ fn syslog_lines_arrive_at_the_socket() {
     .code(15)
     .stderr_has("syslog facility \"LOCAL9\"");
 }
+
+#[test]
+fn http_proxy_is_used_except_for_the_loopback() {
+    let c = Consul::start();
+    if c.sim().is_none() {
+        return;
+    }
+    c.put_kv("k", "through the proxy");
+    let d = Dir::new();
+    d.write("t.hbs", "{{key \"k\"}}");
+    // A name that resolves nowhere: only a proxy can reach it. The simulator plays the proxy
+    // (it answers the absolute-form request by its path).
+    let run = |addr: &str, proxy: &str, out: &str| {
+        crate::support::Run::of(
+            d.cmd()
+                .env("HTTP_PROXY", proxy)
+                .env_remove("NO_PROXY")
+                .env_remove("no_proxy")
+                .args([
+                    &format!("-consul-addr={addr}"),
+                    "-template",
+                    &format!("t.hbs:{out}"),
+                    "-once",
+                    "-consul-retry-attempts=1",
+                    "-consul-retry-backoff=10ms",
+                ]),
+        )
+    };
+    run(
+        "consul.invalid:8500",
+        &format!("http://{}", c.addr),
+        "proxied.txt",
+    )
+    .code(0);
+    assert_eq!(d.read("proxied.txt"), "through the proxy");
+    // The loopback never goes through a proxy (here a dead one).
+    run(&c.addr, "http://127.0.0.1:1", "direct.txt").code(0);
+    assert_eq!(d.read("direct.txt"), "through the proxy");
+}
