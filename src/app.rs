@@ -25,6 +25,9 @@ pub enum Failure {
     /// Config, template or data file problem: 15.
     #[error("{0}")]
     Config(String),
+    /// A setting's problem: 13 from a flag or variable, 15 from a file.
+    #[error(transparent)]
+    Settings(#[from] ConfigError),
 }
 
 impl Failure {
@@ -33,15 +36,7 @@ impl Failure {
             Failure::Usage(_) => 13,
             Failure::Runtime(_) => 14,
             Failure::Config(_) => 15,
-        }
-    }
-}
-
-impl From<ConfigError> for Failure {
-    fn from(e: ConfigError) -> Self {
-        match e {
-            ConfigError::Flag(m) => Failure::Usage(m),
-            ConfigError::File(m) => Failure::Config(m),
+            Failure::Settings(e) => e.exit_code(),
         }
     }
 }

@@ -5,7 +5,10 @@
 //! Go-style booleans (`-once`, `-once=false`) are `Option<bool>` with `num_args = 0..=1`;
 //! the argv rewrite normalises their values before clap sees them.
 
+use crate::config::template_spec::TemplateSpec;
+use crate::config::{EnvPair, GoDuration, LogFormat, LogLevel, SignalName, Syntax, Wait};
 use clap::{ArgAction, Parser};
+use std::num::{NonZeroU32, NonZeroU64};
 
 const AFTER_HELP: &str = "\
 Flags are consul-template's: single or double dash (-once, --once), value joined or separate
@@ -152,7 +155,7 @@ pub struct Args {
         value_name = "DURATION",
         help_heading = "Consul"
     )]
-    pub consul_retry_backoff: Option<String>,
+    pub consul_retry_backoff: Option<GoDuration>,
 
     /// Longest retry delay (default 1m).
     #[arg(
@@ -160,23 +163,23 @@ pub struct Args {
         value_name = "DURATION",
         help_heading = "Consul"
     )]
-    pub consul_retry_max_backoff: Option<String>,
+    pub consul_retry_max_backoff: Option<GoDuration>,
 
     /// Allow stale reads up to this lag; 0 turns stale reads off (default 2s).
     #[arg(long = "max-stale", value_name = "DURATION", help_heading = "Consul")]
-    pub max_stale: Option<String>,
+    pub max_stale: Option<GoDuration>,
 
-    /// How long one blocking query waits in Consul (default 60s).
+    /// How long one blocking query waits in Consul (default 1m).
     #[arg(
         long = "block-query-wait",
         value_name = "DURATION",
         help_heading = "Consul"
     )]
-    pub block_query_wait: Option<String>,
+    pub block_query_wait: Option<GoDuration>,
 
     /// Most requests open to Consul at once (default 128).
     #[arg(long = "max-connections", value_name = "N", help_heading = "Consul")]
-    pub max_connections: Option<u32>,
+    pub max_connections: Option<NonZeroU32>,
 
     /// Largest Consul answer read, in bytes (default 64 MiB); a larger one is an error.
     #[arg(
@@ -184,7 +187,7 @@ pub struct Args {
         value_name = "BYTES",
         help_heading = "Consul"
     )]
-    pub max_response_bytes: Option<u64>,
+    pub max_response_bytes: Option<NonZeroU64>,
 
     // ----- Templates and modes -----
     /// A template: "src:dst[:command]" (repeatable).
@@ -192,7 +195,7 @@ pub struct Args {
     /// Parsed as consul-template does: parts may start with a drive letter (C:\in.hbs);
     /// fourth and later parts are joined back into the command (in:out:echo a:b).
     #[arg(long = "template", value_name = "SRC:DST[:CMD]", action = ArgAction::Append, help_heading = "Templates")]
-    pub template: Vec<String>,
+    pub template: Vec<TemplateSpec>,
 
     /// Config file or directory, HCL or JSON (repeatable; a directory is read in lexical order).
     #[arg(long = "config", value_name = "PATH", action = ArgAction::Append, help_heading = "Templates")]
@@ -212,7 +215,7 @@ pub struct Args {
         value_name = "DURATION",
         help_heading = "Templates"
     )]
-    pub once_timeout: Option<String>,
+    pub once_timeout: Option<GoDuration>,
 
     /// Print what would be written ("> DEST" then the content) instead of writing; run nothing.
     #[arg(long = "dry", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Templates")]
@@ -228,7 +231,7 @@ pub struct Args {
 
     /// Quiescence: wait for MIN without changes, at most MAX (default 4 x MIN) [watch mode].
     #[arg(long = "wait", value_name = "MIN[:MAX]", help_heading = "Templates")]
-    pub wait: Option<String>,
+    pub wait: Option<Wait>,
 
     /// Validate each candidate before it replaces the destination; {{path}} is its quoted path.
     #[arg(long = "check", value_name = "CMD", help_heading = "Templates")]
@@ -255,7 +258,7 @@ pub struct Args {
         value_name = "SIGNAL",
         help_heading = "Exec"
     )]
-    pub exec_reload_signal: Option<String>,
+    pub exec_reload_signal: Option<SignalName>,
 
     /// Signal that stops the exec child (default SIGINT).
     #[arg(
@@ -263,7 +266,7 @@ pub struct Args {
         value_name = "SIGNAL",
         help_heading = "Exec"
     )]
-    pub exec_kill_signal: Option<String>,
+    pub exec_kill_signal: Option<SignalName>,
 
     /// Wait this long after the kill signal before SIGKILL (default 30s).
     #[arg(
@@ -271,11 +274,11 @@ pub struct Args {
         value_name = "DURATION",
         help_heading = "Exec"
     )]
-    pub exec_kill_timeout: Option<String>,
+    pub exec_kill_timeout: Option<GoDuration>,
 
     /// Random delay up to this before reloading the exec child.
     #[arg(long = "exec-splay", value_name = "DURATION", help_heading = "Exec")]
-    pub exec_splay: Option<String>,
+    pub exec_splay: Option<GoDuration>,
 
     /// Give the exec child no inherited environment.
     #[arg(long = "exec-env-pristine", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Exec")]
@@ -283,7 +286,7 @@ pub struct Args {
 
     /// Extra K=V for the exec child's environment (repeatable).
     #[arg(long = "exec-env-custom", value_name = "K=V", action = ArgAction::Append, help_heading = "Exec")]
-    pub exec_env_custom: Vec<String>,
+    pub exec_env_custom: Vec<EnvPair>,
 
     /// Pass only variables matching this glob (repeatable).
     #[arg(long = "exec-env-allowlist", value_name = "GLOB", action = ArgAction::Append, help_heading = "Exec")]
@@ -300,19 +303,19 @@ pub struct Args {
         value_name = "SIGNAL",
         help_heading = "Process"
     )]
-    pub reload_signal: Option<String>,
+    pub reload_signal: Option<SignalName>,
 
     /// Signal that stops consul-render (default SIGINT; SIGTERM always stops it too).
     #[arg(long = "kill-signal", value_name = "SIGNAL", help_heading = "Process")]
-    pub kill_signal: Option<String>,
+    pub kill_signal: Option<SignalName>,
 
     /// Log level: trace, debug, info, warn, err [env CONSUL_TEMPLATE_LOG_LEVEL; default warn].
     #[arg(long = "log-level", value_name = "LEVEL", help_heading = "Process")]
-    pub log_level: Option<String>,
+    pub log_level: Option<LogLevel>,
 
     /// Log format: text or json (default text).
     #[arg(long = "log-format", value_name = "FORMAT", help_heading = "Process")]
-    pub log_format: Option<String>,
+    pub log_format: Option<LogFormat>,
 
     /// Write our PID to this file.
     #[arg(long = "pid-file", value_name = "PATH", help_heading = "Process")]
@@ -329,7 +332,7 @@ pub struct Args {
         value_name = "DURATION",
         help_heading = "Process"
     )]
-    pub status_consul_timeout: Option<String>,
+    pub status_consul_timeout: Option<GoDuration>,
 
     /// Template syntax when a template does not say: go (converted when loaded) or handlebars.
     /// Default: by extension (.ctmpl, .tmpl, .tpl, .gotmpl are Go).
@@ -338,7 +341,7 @@ pub struct Args {
         value_name = "SYNTAX",
         help_heading = "Templates"
     )]
-    pub template_syntax: Option<String>,
+    pub template_syntax: Option<Syntax>,
 
     /// Log to syslog as well (default facility LOCAL0, name consul-render).
     #[arg(long = "syslog", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Logging")]
@@ -374,7 +377,7 @@ pub struct Args {
         value_name = "DURATION",
         help_heading = "Logging"
     )]
-    pub log_rotate_duration: Option<String>,
+    pub log_rotate_duration: Option<GoDuration>,
 
     /// Older log files kept (default 0: all; -1: none).
     #[arg(
@@ -407,5 +410,56 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    /// Go's way of writing a round duration in help (`1m`, `24h`), else ours (`250ms`).
+    fn human(d: std::time::Duration) -> String {
+        match d.as_secs() {
+            s if d.subsec_nanos() == 0 && s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+            s if d.subsec_nanos() == 0 && s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+            _ => crate::config::duration::format(d),
+        }
+    }
+
+    /// The defaults live in `config::defaults`; the help texts must say the same.
+    #[test]
+    fn help_states_the_defaults_config_applies() {
+        use crate::config::defaults as d;
+        let cmd = Args::command();
+        let help = |long: &str| {
+            cmd.get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .and_then(|a| a.get_help().map(ToString::to_string))
+                .unwrap_or_default()
+        };
+        for (flag, value) in [
+            ("consul-addr", d::ADDRESS.to_string()),
+            ("consul-retry-attempts", d::RETRY_ATTEMPTS.to_string()),
+            ("consul-retry-backoff", human(d::RETRY_BACKOFF)),
+            ("consul-retry-max-backoff", human(d::RETRY_MAX_BACKOFF)),
+            ("max-stale", human(d::MAX_STALE)),
+            ("block-query-wait", human(d::BLOCK_QUERY_WAIT)),
+            ("max-connections", d::MAX_CONNECTIONS.to_string()),
+            ("once-timeout", human(d::ONCE_TIMEOUT)),
+            ("exec-kill-signal", d::EXEC_KILL_SIGNAL.as_str().to_string()),
+            ("exec-kill-timeout", human(d::EXEC_KILL_TIMEOUT)),
+            ("reload-signal", d::RELOAD_SIGNAL.as_str().to_string()),
+            ("kill-signal", d::KILL_SIGNAL.as_str().to_string()),
+            ("status-consul-timeout", human(d::STATUS_CONSUL_TIMEOUT)),
+            (
+                "log-rotate-duration",
+                human(crate::logging::ROTATE_DURATION),
+            ),
+            ("syslog", d::SYSLOG_FACILITY.to_string()),
+        ] {
+            let text = help(flag);
+            assert!(
+                text.contains(&format!("default {value}"))
+                    || text.contains(&format!("default facility {value}")),
+                "-{flag}: {text:?} does not say default {value}"
+            );
+        }
+        let level = format!("default {:?}", d::LOG_LEVEL).to_ascii_lowercase();
+        assert!(help("log-level").contains(&level), "{}", help("log-level"));
     }
 }

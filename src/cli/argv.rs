@@ -245,6 +245,7 @@ mod tests {
     use super::*;
     use crate::cli::Args;
     use clap::{CommandFactory, Parser};
+    use std::time::Duration;
 
     fn rw(args: &[&str]) -> Result<Rewritten, ArgvError> {
         let mut v = vec!["consul-render".to_string()];
@@ -260,8 +261,8 @@ mod tests {
     #[test]
     fn single_and_double_dash_with_joined_or_separate_values() {
         let a = parse(&["-wait=5s", "--max-stale", "1s", "-consul-addr", "h:1"]);
-        assert_eq!(a.wait.as_deref(), Some("5s"));
-        assert_eq!(a.max_stale.as_deref(), Some("1s"));
+        assert_eq!(a.wait.map(|w| w.min), Some(Duration::from_secs(5)));
+        assert_eq!(a.max_stale.map(|d| d.0), Some(Duration::from_secs(1)));
         assert_eq!(a.consul_addr.as_deref(), Some("h:1"));
     }
 
@@ -291,8 +292,9 @@ mod tests {
 
     #[test]
     fn repeatable_flags_accumulate() {
-        let a = parse(&["-template", "a:b", "-template=c:d:e f"]);
-        assert_eq!(a.template, vec!["a:b", "c:d:e f"]);
+        let a = parse(&["-template", "in:out", "-template=x.hbs:out.txt:e f"]);
+        let commands: Vec<_> = a.template.iter().map(|t| t.command.as_deref()).collect();
+        assert_eq!(commands, [None, Some("e f")]);
     }
 
     #[test]
@@ -302,7 +304,10 @@ mod tests {
         assert!(r.warnings[0].contains("-consul is deprecated; use -consul-addr"));
         let a = Args::try_parse_from(&r.args).unwrap();
         assert_eq!(a.consul_addr.as_deref(), Some("10.0.0.1:8500"));
-        assert_eq!(a.consul_retry_backoff.as_deref(), Some("30s"));
+        assert_eq!(
+            a.consul_retry_backoff.map(|d| d.0),
+            Some(Duration::from_secs(30))
+        );
         assert_eq!(a.consul_token.as_deref(), Some("x"));
     }
 

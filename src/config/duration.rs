@@ -2,31 +2,50 @@
 
 use std::time::Duration;
 
+/// Why a duration or a wait was refused; the text names the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration")]
+    Empty,
+    #[error("negative duration {0:?}")]
+    Negative(String),
+    #[error("missing unit in duration {0:?}")]
+    MissingUnit(String),
+    #[error("unknown unit {unit:?} in duration {input:?}")]
+    UnknownUnit { unit: String, input: String },
+    #[error("invalid duration {0:?}")]
+    Invalid(String),
+    #[error("invalid wait {0:?}: expected MIN[:MAX]")]
+    WaitShape(String),
+    #[error("invalid wait {0:?}: min is greater than max")]
+    WaitOrder(String),
+}
+
 /// Parses a Go duration. A bare number other than `0` is an error, as in Go; negative
 /// durations are rejected because no setting of ours means anything with one.
-pub fn parse(input: &str) -> Result<Duration, String> {
+pub fn parse(input: &str) -> Result<Duration, DurationError> {
     let s = input.trim();
     if s == "0" || s == "+0" {
         return Ok(Duration::ZERO);
     }
     if s.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError::Empty);
     }
     if s.starts_with('-') {
-        return Err(format!("negative duration {input:?}"));
+        return Err(DurationError::Negative(input.into()));
     }
     let mut rest = s.strip_prefix('+').unwrap_or(s);
     let mut total = 0f64;
     while !rest.is_empty() {
         let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("missing unit in duration {input:?}"))?;
+            .ok_or_else(|| DurationError::MissingUnit(input.into()))?;
         if num_len == 0 {
-            return Err(format!("invalid duration {input:?}"));
+            return Err(DurationError::Invalid(input.into()));
         }
         let number: f64 = rest[..num_len]
             .parse()
-            .map_err(|_| format!("invalid duration {input:?}"))?;
+            .map_err(|_| DurationError::Invalid(input.into()))?;
         rest = &rest[num_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -38,14 +57,19 @@ pub fn parse(input: &str) -> Result<Duration, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            "" => return Err(format!("missing unit in duration {input:?}")),
-            other => return Err(format!("unknown unit {other:?} in duration {input:?}")),
+            "" => return Err(DurationError::MissingUnit(input.into())),
+            other => {
+                return Err(DurationError::UnknownUnit {
+                    unit: other.into(),
+                    input: input.into(),
+                })
+            }
         };
         total += number * nanos_per_unit;
         rest = &rest[unit_len..];
     }
     if !total.is_finite() || total > u64::MAX as f64 {
-        return Err(format!("invalid duration {input:?}"));
+        return Err(DurationError::Invalid(input.into()));
     }
     Ok(Duration::from_nanos(total.round() as u64))
 }
@@ -73,7 +97,7 @@ pub struct Wait {
 }
 
 impl Wait {
-    pub fn parse(s: &str) -> Result<Wait, String> {
+    pub fn parse(s: &str) -> Result<Wait, DurationError> {
         let parts: Vec<&str> = s.split(':').collect();
         let (min, max) = match parts.as_slice() {
             [min] => {
@@ -81,10 +105,10 @@ impl Wait {
                 (min, min * 4)
             }
             [min, max] => (parse(min)?, parse(max)?),
-            _ => return Err(format!("invalid wait {s:?}: expected MIN[:MAX]")),
+            _ => return Err(DurationError::WaitShape(s.into())),
         };
         if min > max {
-            return Err(format!("invalid wait {s:?}: min is greater than max"));
+            return Err(DurationError::WaitOrder(s.into()));
         }
         Ok(Wait { min, max })
     }
@@ -101,8 +125,14 @@ mod tests {
         assert_eq!(parse("1.5h").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse("100us").unwrap(), Duration::from_micros(100));
         assert_eq!(parse("0").unwrap(), Duration::ZERO);
-        assert!(parse("30").unwrap_err().contains("missing unit"));
-        assert!(parse("2d").unwrap_err().contains("unknown unit"));
+        assert!(parse("30")
+            .unwrap_err()
+            .to_string()
+            .contains("missing unit"));
+        assert!(parse("2d")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
         assert!(parse("").is_err());
         assert!(parse("-1s").is_err());
         assert!(parse("s").is_err());
@@ -122,6 +152,7 @@ mod tests {
         );
         assert!(Wait::parse("10s:2s")
             .unwrap_err()
+            .to_string()
             .contains("min is greater"));
         assert!(Wait::parse("1s:2s:3s").is_err());
     }

@@ -4,11 +4,31 @@
 //! that consul-template flattens (`consul`, `exec`, `wait`, …) keep the last one when repeated;
 //! `template` blocks accumulate.
 
+use super::duration::Wait;
+use super::error::ConfigError;
 use super::hcl;
-use anyhow::{anyhow, Context, Result};
+use super::value::{EnvPair, GoDuration, LogFormat, LogLevel, Mode, SignalName, Syntax};
 use serde::Deserialize;
 use serde_json::Value;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
+
+/// Why a config file was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("invalid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error(transparent)]
+    Hcl(#[from] hcl::HclError),
+    /// A key that is unknown or holds a wrong value; `key` is its path (`template[0].perms`).
+    #[error("{key}: {message}")]
+    Key { key: String, message: String },
+    /// The file as a whole is not an object of consul-template's keys.
+    #[error("{0}")]
+    Shape(String),
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,23 +36,23 @@ pub struct FileConfig {
     pub consul: Option<ConsulFile>,
     #[serde(default)]
     pub template: Vec<TemplateFile>,
-    pub wait: Option<WaitFile>,
+    pub wait: Option<Wait>,
     pub exec: Option<ExecFile>,
-    pub log_level: Option<String>,
-    pub log_format: Option<String>,
+    pub log_level: Option<LogLevel>,
+    pub log_format: Option<LogFormat>,
     pub pid_file: Option<String>,
-    pub kill_signal: Option<String>,
-    pub reload_signal: Option<String>,
-    pub max_stale: Option<String>,
-    pub block_query_wait: Option<String>,
+    pub kill_signal: Option<SignalName>,
+    pub reload_signal: Option<SignalName>,
+    pub max_stale: Option<GoDuration>,
+    pub block_query_wait: Option<GoDuration>,
     pub once: Option<bool>,
-    pub once_timeout: Option<String>,
+    pub once_timeout: Option<GoDuration>,
     pub template_error_fatal: Option<bool>,
     pub command_error_fatal: Option<bool>,
-    pub max_connections: Option<u32>,
-    pub max_response_bytes: Option<u64>,
+    pub max_connections: Option<NonZeroU32>,
+    pub max_response_bytes: Option<NonZeroU64>,
     pub status_addr: Option<String>,
-    pub status_consul_timeout: Option<String>,
+    pub status_consul_timeout: Option<GoDuration>,
     pub data: Option<String>,
     pub default_delimiters: Option<DelimitersFile>,
     pub err_on_failed_lookup: Option<bool>,
@@ -60,7 +80,7 @@ pub struct SyslogFile {
 pub struct LogFileFile {
     pub path: Option<String>,
     pub log_rotate_bytes: Option<u64>,
-    pub log_rotate_duration: Option<String>,
+    pub log_rotate_duration: Option<GoDuration>,
     pub log_rotate_max_files: Option<i64>,
 }
 
@@ -76,14 +96,14 @@ pub struct DelimitersFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransportFile {
-    pub dial_keep_alive: Option<String>,
-    pub dial_timeout: Option<String>,
+    pub dial_keep_alive: Option<GoDuration>,
+    pub dial_timeout: Option<GoDuration>,
     pub disable_keep_alives: Option<bool>,
-    pub idle_conn_timeout: Option<String>,
+    pub idle_conn_timeout: Option<GoDuration>,
     pub max_idle_conns: Option<u32>,
     pub max_idle_conns_per_host: Option<u32>,
     pub max_conns_per_host: Option<u32>,
-    pub tls_handshake_timeout: Option<String>,
+    pub tls_handshake_timeout: Option<GoDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,8 +133,8 @@ pub struct AuthFile {
 pub struct RetryFile {
     pub enabled: Option<bool>,
     pub attempts: Option<u32>,
-    pub backoff: Option<String>,
-    pub max_backoff: Option<String>,
+    pub backoff: Option<GoDuration>,
+    pub max_backoff: Option<GoDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,27 +149,6 @@ pub struct SslFile {
     pub server_name: Option<String>,
     /// PEM text instead of a file.
     pub ca_cert_bytes: Option<String>,
-}
-
-/// `wait = "2s:10s"` or `wait { min = "2s" max = "10s" }`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum WaitFile {
-    Text(String),
-    Block { min: String, max: Option<String> },
-}
-
-impl WaitFile {
-    pub fn as_spec(&self) -> String {
-        match self {
-            WaitFile::Text(s) => s.clone(),
-            WaitFile::Block {
-                min,
-                max: Some(max),
-            } => format!("{min}:{max}"),
-            WaitFile::Block { min, max: None } => min.clone(),
-        }
-    }
 }
 
 /// A command as a string (`sh -c` when it has whitespace) or an argv list.
@@ -169,40 +168,18 @@ impl CommandFile {
     }
 }
 
-/// `perms = 0600` (HCL1 octal number) or `perms = "0600"` (octal string).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum PermsFile {
-    Number(u32),
-    Text(String),
-}
-
-impl PermsFile {
-    pub fn mode(&self) -> Result<u32, String> {
-        let mode = match self {
-            PermsFile::Number(n) => *n,
-            PermsFile::Text(s) => u32::from_str_radix(s.trim(), 8)
-                .map_err(|_| format!("perms {s:?} is not an octal mode"))?,
-        };
-        if mode > 0o7777 {
-            return Err(format!("perms {mode:o} is not a file mode"));
-        }
-        Ok(mode)
-    }
-}
-
 /// A template's `exec { … }`: its command, with consul-template's child settings.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateExecFile {
     pub command: Option<CommandFile>,
-    pub timeout: Option<String>,
+    pub timeout: Option<GoDuration>,
     pub enabled: Option<bool>,
     pub env: Option<ExecEnvFile>,
-    pub kill_signal: Option<String>,
-    pub kill_timeout: Option<String>,
-    pub reload_signal: Option<String>,
-    pub splay: Option<String>,
+    pub kill_signal: Option<SignalName>,
+    pub kill_timeout: Option<GoDuration>,
+    pub reload_signal: Option<SignalName>,
+    pub splay: Option<GoDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,13 +189,13 @@ pub struct TemplateFile {
     pub contents: Option<String>,
     pub destination: Option<String>,
     pub command: Option<CommandFile>,
-    pub command_timeout: Option<String>,
+    pub command_timeout: Option<GoDuration>,
     pub exec: Option<TemplateExecFile>,
     pub check: Option<String>,
-    pub perms: Option<PermsFile>,
+    pub perms: Option<Mode>,
     pub backup: Option<bool>,
     pub rollback: Option<bool>,
-    pub wait: Option<WaitFile>,
+    pub wait: Option<Wait>,
     pub error_on_missing_key: Option<bool>,
     pub error_fatal: Option<bool>,
     pub create_dest_dirs: Option<bool>,
@@ -229,7 +206,7 @@ pub struct TemplateFile {
     pub left_delimiter: Option<String>,
     pub right_delimiter: Option<String>,
     /// Ours: "go" or "handlebars" (default: by the file name's extension).
-    pub syntax: Option<String>,
+    pub syntax: Option<Syntax>,
     pub sandbox_path: Option<String>,
     #[serde(default, alias = "function_blacklist")]
     pub function_denylist: Vec<String>,
@@ -240,7 +217,7 @@ pub struct TemplateFile {
 pub struct ExecEnvFile {
     pub pristine: Option<bool>,
     #[serde(default)]
-    pub custom: Vec<String>,
+    pub custom: Vec<EnvPair>,
     #[serde(default, alias = "whitelist")]
     pub allowlist: Vec<String>,
     #[serde(default, alias = "blacklist")]
@@ -260,11 +237,11 @@ pub enum UserFile {
 pub struct ExecFile {
     pub command: Option<CommandFile>,
     pub enabled: Option<bool>,
-    pub timeout: Option<String>,
-    pub reload_signal: Option<String>,
-    pub kill_signal: Option<String>,
-    pub kill_timeout: Option<String>,
-    pub splay: Option<String>,
+    pub timeout: Option<GoDuration>,
+    pub reload_signal: Option<SignalName>,
+    pub kill_signal: Option<SignalName>,
+    pub kill_timeout: Option<GoDuration>,
+    pub splay: Option<GoDuration>,
     pub env: Option<ExecEnvFile>,
 }
 
@@ -272,22 +249,27 @@ pub struct ExecFile {
 const SINGLE_BLOCKS: &[&str] = &["consul", "exec", "wait"];
 
 /// Reads one config file, or every file of a directory in lexical order.
-pub fn load_path(path: &Path) -> Result<Vec<(PathBuf, FileConfig)>> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("config {}: cannot read", path.display()))?;
+pub fn load_path(path: &Path) -> Result<Vec<(PathBuf, FileConfig)>, ConfigError> {
+    let failed = |e| ConfigError::File {
+        path: path.to_path_buf(),
+        source: FileError::Read(e),
+    };
+    let meta = std::fs::metadata(path).map_err(failed)?;
     if !meta.is_dir() {
         return Ok(vec![(path.to_path_buf(), load_file(path)?)]);
     }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("config {}: cannot list directory", path.display()))?
+        .map_err(failed)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     entries.sort();
     let mut out = Vec::new();
     for entry in entries {
         // Like consul-template (filepath.Walk): recursive; symlinks are not followed.
-        let meta = std::fs::symlink_metadata(&entry)
-            .with_context(|| format!("config {}: cannot read", entry.display()))?;
+        let meta = std::fs::symlink_metadata(&entry).map_err(|e| ConfigError::File {
+            path: entry.clone(),
+            source: FileError::Read(e),
+        })?;
         if meta.is_dir() {
             out.extend(load_path(&entry)?);
         } else if meta.is_file() {
@@ -298,27 +280,31 @@ pub fn load_path(path: &Path) -> Result<Vec<(PathBuf, FileConfig)>> {
 }
 
 /// Parses one file: JSON when it starts with `{`, else HCL1.
-pub fn load_file(path: &Path) -> Result<FileConfig> {
-    let text = crate::fsread::read_text(path, crate::limits::INPUT_FILE_BYTES)
-        .with_context(|| format!("config {}: cannot read", path.display()))?;
-    parse(&text).map_err(|e| anyhow!("config {}: {e}", path.display()))
+pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    crate::fsread::read_text(path, crate::limits::INPUT_FILE_BYTES)
+        .map_err(FileError::Read)
+        .and_then(|text| parse(&text))
+        .map_err(|source| ConfigError::File {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Parses config text (JSON or HCL1).
-pub fn parse(text: &str) -> Result<FileConfig, String> {
+pub fn parse(text: &str) -> Result<FileConfig, FileError> {
     let mut value: Value = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?
+        serde_json::from_str(text).map_err(FileError::Json)?
     } else {
-        hcl::parse(text).map_err(|e| e.to_string())?
+        hcl::parse(text)?
     };
     normalise(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        if path == "." {
-            inner
+        let key = e.path().to_string();
+        let message = e.into_inner().to_string();
+        if key == "." {
+            FileError::Shape(message)
         } else {
-            format!("{path}: {inner}")
+            FileError::Key { key, message }
         }
     })
 }
@@ -367,17 +353,29 @@ template {
             let c = parse(text).unwrap();
             assert_eq!(c.consul.unwrap().address.as_deref(), Some("10.0.0.1:8500"));
             let t = &c.template[0];
-            assert_eq!(t.perms.as_ref().unwrap().mode().unwrap(), 0o640);
-            assert_eq!(t.wait.as_ref().unwrap().as_spec(), "1s:2s");
+            assert_eq!(t.perms.unwrap().0, 0o640);
+            assert_eq!(
+                t.wait.map(|w| (w.min, w.max)),
+                Some((
+                    std::time::Duration::from_secs(1),
+                    std::time::Duration::from_secs(2)
+                ))
+            );
         }
     }
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = parse("template {\n  sorce = \"x\"\n}").unwrap_err();
+        let e = parse("template {\n  sorce = \"x\"\n}")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("template[0]") && e.contains("sorce"), "{e}");
-        let e = parse("bogus = 1").unwrap_err();
+        let e = parse("bogus = 1").unwrap_err().to_string();
         assert!(e.contains("bogus"), "{e}");
+        let e = parse("template {\n perms = \"rw\"\n}")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "template[0].perms: perms \"rw\" is not an octal mode");
     }
 
     #[test]

@@ -10,21 +10,12 @@
 use serde_json::{Map, Number, Value};
 
 /// A syntax error at a 1-based line and column.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
 pub struct HclError {
     pub line: usize,
     pub column: usize,
     pub message: String,
-}
-
-impl std::fmt::Display for HclError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "line {}, column {}: {}",
-            self.line, self.column, self.message
-        )
-    }
 }
 
 /// Parses an HCL1 document into a JSON object. Repeated keys become a list of their values.

@@ -3,6 +3,7 @@
 //! the reason and what to use instead.
 
 use super::file::{DelimitersFile, FileConfig, UserFile};
+use super::value::ValueError;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -68,30 +69,31 @@ pub fn owner(
     uid: Option<u32>,
     group: Option<&UserFile>,
     gid: Option<u32>,
-) -> Result<Owner, String> {
+) -> Result<Owner, ValueError> {
+    let refused = ValueError::Refused;
     let uid = match (user, uid) {
-        (Some(_), Some(_)) => return Err("give user or uid, not both".into()),
+        (Some(_), Some(_)) => return Err(refused("give user or uid, not both".into())),
         (Some(UserFile::Id(n)), None) => Some(*n),
         (None, Some(n)) => Some(n),
         (Some(UserFile::Name(name)), None) => Some(match name.trim().parse::<u32>() {
             Ok(n) => n,
             Err(_) => nix::unistd::User::from_name(name)
-                .map_err(|e| format!("user {name:?}: {e}"))?
-                .ok_or_else(|| format!("user {name:?} does not exist"))?
+                .map_err(|e| refused(format!("user {name:?}: {e}")))?
+                .ok_or_else(|| refused(format!("user {name:?} does not exist")))?
                 .uid
                 .as_raw(),
         }),
         (None, None) => None,
     };
     let gid = match (group, gid) {
-        (Some(_), Some(_)) => return Err("give group or gid, not both".into()),
+        (Some(_), Some(_)) => return Err(refused("give group or gid, not both".into())),
         (Some(UserFile::Id(n)), None) => Some(*n),
         (None, Some(n)) => Some(n),
         (Some(UserFile::Name(name)), None) => Some(match name.trim().parse::<u32>() {
             Ok(n) => n,
             Err(_) => nix::unistd::Group::from_name(name)
-                .map_err(|e| format!("group {name:?}: {e}"))?
-                .ok_or_else(|| format!("group {name:?} does not exist"))?
+                .map_err(|e| refused(format!("group {name:?}: {e}")))?
+                .ok_or_else(|| refused(format!("group {name:?} does not exist")))?
                 .gid
                 .as_raw(),
         }),
@@ -101,20 +103,20 @@ pub fn owner(
 }
 
 /// Templates are handlebars: `{{` and `}}` are the only delimiters.
-pub fn delimiter(which: &str, value: Option<&str>) -> Result<(), String> {
+pub fn delimiter(which: &str, value: Option<&str>) -> Result<(), ValueError> {
     let want = if which == "left" { "{{" } else { "}}" };
     match value {
         None | Some("") => Ok(()),
         Some(v) if v == want => Ok(()),
-        Some(v) => Err(format!(
+        Some(v) => Err(ValueError::Refused(format!(
             "{which} delimiter {v:?}: handlebars templates use {want:?} only; write the \
              template with {{{{ }}}} (a literal {{{{ is \\{{{{)"
-        )),
+        ))),
     }
 }
 
 /// `default_delimiters { left right }`.
-pub fn default_delimiters(d: &DelimitersFile) -> Result<(), String> {
+pub fn default_delimiters(d: &DelimitersFile) -> Result<(), ValueError> {
     delimiter("left", d.left.as_deref())?;
     delimiter("right", d.right.as_deref())
 }
@@ -130,8 +132,11 @@ fn disabled(v: &Value) -> bool {
 /// Blocks consul-render does not act on. `Err((key, why))` for de-duplication (a fleet that
 /// relies on one leader must not start as if it had one); warnings for Vault and Nomad (a
 /// template calling their functions is refused on its own).
-pub fn unsupported(f: &FileConfig, warnings: &mut Vec<String>) -> Result<(), (String, String)> {
-    let refuse = |key: &str, why: &str| Err((key.to_string(), why.to_string()));
+pub fn unsupported(
+    f: &FileConfig,
+    warnings: &mut Vec<String>,
+) -> Result<(), (&'static str, ValueError)> {
+    let refuse = |key: &'static str, why: &str| Err((key, ValueError::Refused(why.into())));
     if f.deduplicate.as_ref().is_some_and(|v| !disabled(v)) {
         return refuse(
             "deduplicate",
@@ -190,7 +195,7 @@ mod tests {
             None,
             None,
         );
-        assert!(e.unwrap_err().contains("does not exist"));
+        assert!(e.unwrap_err().to_string().contains("does not exist"));
         assert!(owner(Some(&UserFile::Id(1)), Some(1), None, None).is_err());
     }
 
@@ -199,6 +204,6 @@ mod tests {
         assert!(delimiter("left", Some("{{")).is_ok());
         assert!(delimiter("right", None).is_ok());
         let e = delimiter("left", Some("[[")).unwrap_err();
-        assert!(e.contains("handlebars"), "{e}");
+        assert!(e.to_string().contains("handlebars"), "{e}");
     }
 }

@@ -1,6 +1,8 @@
 //! The `-template "src[:dst[:command]]"` value, split exactly as consul-template splits it.
 
+use super::value::ValueError;
 use regex::Regex;
+use std::str::FromStr;
 use std::sync::LazyLock;
 
 /// What one `-template` flag names.
@@ -13,18 +15,18 @@ pub struct TemplateSpec {
 
 /// consul-template's `([a-zA-Z]:)?([^:]+)`: each match is one part, so a part may start with a
 /// drive letter; a fourth and later parts are joined back with `:` into the command.
-pub fn parse(value: &str) -> Result<TemplateSpec, String> {
+pub fn parse(value: &str) -> Result<TemplateSpec, ValueError> {
     static PART: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"([a-zA-Z]:)?([^:]+)").expect("static regex"));
     if value.trim().is_empty() {
-        return Err(format!("-template {value:?}: cannot be empty"));
+        return Err(ValueError::Refused(format!("{value:?} cannot be empty")));
     }
     let parts: Vec<&str> = PART.find_iter(value).map(|m| m.as_str()).collect();
     let mut parts = parts.into_iter();
     let source = parts
         .next()
         .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| format!("-template {value:?}: cannot be empty"))?;
+        .ok_or_else(|| ValueError::Refused(format!("{value:?} cannot be empty")))?;
     let destination = parts.next().map(str::to_string);
     let rest: Vec<&str> = parts.collect();
     let command = (!rest.is_empty()).then(|| rest.join(":"));
@@ -33,6 +35,13 @@ pub fn parse(value: &str) -> Result<TemplateSpec, String> {
         destination,
         command,
     })
+}
+
+impl FromStr for TemplateSpec {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        parse(s)
+    }
 }
 
 #[cfg(test)]

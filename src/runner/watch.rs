@@ -335,7 +335,7 @@ fn render_and_deliver(
             }
             Err(e) => {
                 count(job, "error");
-                let fatal = job.config.error_fatal.unwrap_or(true);
+                let fatal = job.config.error_fatal;
                 if fatal {
                     return Err(e.to_string());
                 }

@@ -91,7 +91,7 @@ impl ConsulSource {
         }
         let base = if let Some(path) = address.strip_prefix("unix://") {
             if path.is_empty() {
-                return Err(ConfigError::Flag(format!(
+                return Err(ConfigError::Usage(format!(
                     "invalid Consul address {address:?}: no socket path"
                 )));
             }
@@ -112,7 +112,7 @@ impl ConsulSource {
             (None, Some(file)) => {
                 let text = crate::fsread::read_text(file, crate::limits::INPUT_FILE_BYTES)
                     .map_err(|e| {
-                        ConfigError::File(format!("Consul token file {}: {e}", file.display()))
+                        ConfigError::named(format_args!("Consul token file {}", file.display()), e)
                     })?;
                 Some(Secret::new(text.trim()))
             }
@@ -121,7 +121,7 @@ impl ConsulSource {
         if let Some(t) = &token {
             // reqwest refuses such a header on every request; that is a configuration error.
             if reqwest::header::HeaderValue::from_str(t.expose()).is_err() {
-                return Err(ConfigError::Flag(
+                return Err(ConfigError::Usage(
                     "the Consul token holds a character a header cannot carry (a newline or \
                      another control character)"
                         .into(),
@@ -130,7 +130,7 @@ impl ConsulSource {
         }
         let http = builder
             .build()
-            .map_err(|e| ConfigError::Flag(format!("building the Consul client: {e}")))?;
+            .map_err(|e| ConfigError::Usage(format!("building the Consul client: {e}")))?;
         Ok(ConsulSource {
             http,
             base: with_server_name(base, cfg),
@@ -536,7 +536,7 @@ fn text_only(pairs: &[KvPair], path: &str) -> Result<(), Failed> {
 }
 
 fn parse_url(s: &str) -> Result<Url, ConfigError> {
-    Url::parse(s).map_err(|e| ConfigError::Flag(format!("invalid Consul address {s:?}: {e}")))
+    Url::parse(s).map_err(|e| ConfigError::Usage(format!("invalid Consul address {s:?}: {e}")))
 }
 
 /// `-consul-ssl-server-name`: connect to the configured address but verify (and send SNI for)
@@ -557,7 +557,7 @@ fn with_server_name(base: Url, cfg: &Consul) -> Url {
 
 fn read_file(what: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
     crate::fsread::read(path, crate::limits::INPUT_FILE_BYTES)
-        .map_err(|e| ConfigError::File(format!("{what} {}: {e}", path.display())))
+        .map_err(|e| ConfigError::named(format_args!("{what} {}", path.display()), e))
 }
 
 /// TLS settings: CA file or directory, client certificate and key, verify, server name.
@@ -568,7 +568,7 @@ fn tls(
 ) -> Result<reqwest::ClientBuilder, ConfigError> {
     let ssl = &cfg.ssl;
     let bad = |what: &str, p: &std::path::Path, e: reqwest::Error| {
-        ConfigError::File(format!("{what} {}: {e}", p.display()))
+        ConfigError::named(format_args!("{what} {}", p.display()), e)
     };
     if ssl.ca_cert.is_some() || ssl.ca_path.is_some() || ssl.ca_cert_pem.is_some() {
         // The given CA replaces the trust roots: a public CA must not vouch for the agent.
@@ -579,10 +579,10 @@ fn tls(
         let certs = reqwest::Certificate::from_pem_bundle(&read_file("CA certificate", ca)?)
             .map_err(|e| bad("CA certificate", ca, e))?;
         if certs.is_empty() {
-            return Err(ConfigError::File(format!(
-                "CA certificate {}: no PEM certificate in the file",
-                ca.display()
-            )));
+            return Err(ConfigError::named(
+                format_args!("CA certificate {}", ca.display()),
+                "no PEM certificate in the file",
+            ));
         }
         for cert in certs {
             b = b.add_root_certificate(cert);
@@ -591,10 +591,11 @@ fn tls(
     }
     if let Some(pem) = &ssl.ca_cert_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-            .map_err(|e| ConfigError::File(format!("consul.ssl.ca_cert_bytes: {e}")))?;
+            .map_err(|e| ConfigError::named("consul.ssl.ca_cert_bytes", e))?;
         if certs.is_empty() {
-            return Err(ConfigError::File(
-                "consul.ssl.ca_cert_bytes: no PEM certificate in it".into(),
+            return Err(ConfigError::named(
+                "consul.ssl.ca_cert_bytes",
+                "no PEM certificate in it",
             ));
         }
         for cert in certs {
@@ -604,7 +605,7 @@ fn tls(
     }
     if let Some(dir) = &ssl.ca_path {
         let entries = std::fs::read_dir(dir)
-            .map_err(|e| ConfigError::File(format!("CA path {}: {e}", dir.display())))?;
+            .map_err(|e| ConfigError::named(format_args!("CA path {}", dir.display()), e))?;
         let mut paths: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file())
@@ -621,10 +622,10 @@ fn tls(
             }
         }
         if roots == 0 {
-            return Err(ConfigError::File(format!(
-                "CA path {}: no PEM certificate in the directory",
-                dir.display()
-            )));
+            return Err(ConfigError::named(
+                format_args!("CA path {}", dir.display()),
+                "no PEM certificate in the directory",
+            ));
         }
     }
     match (&ssl.cert, &ssl.key) {
@@ -640,7 +641,7 @@ fn tls(
             );
         }
         (None, Some(key)) => {
-            return Err(ConfigError::Flag(format!(
+            return Err(ConfigError::Usage(format!(
                 "-consul-ssl-key {} needs -consul-ssl-cert",
                 key.display()
             )));
@@ -657,7 +658,7 @@ fn tls(
                 .ok()
                 .and_then(|mut addrs| addrs.next())
                 .ok_or_else(|| {
-                    ConfigError::Flag(format!("cannot resolve the Consul address {host}"))
+                    ConfigError::Usage(format!("cannot resolve the Consul address {host}"))
                 })?;
             b = b.resolve(name, addr);
         }
