@@ -28,13 +28,16 @@ pub enum Failure {
     /// A setting's problem: 13 from a flag or variable, 15 from a file.
     #[error(transparent)]
     Settings(#[from] ConfigError),
+    /// The run ended with an error: 14.
+    #[error(transparent)]
+    Run(#[from] runner::RunError),
 }
 
 impl Failure {
     pub fn code(&self) -> u8 {
         match self {
             Failure::Usage(_) => 13,
-            Failure::Runtime(_) => 14,
+            Failure::Runtime(_) | Failure::Run(_) => 14,
             Failure::Config(_) => 15,
             Failure::Settings(e) => e.exit_code(),
         }
@@ -180,10 +183,9 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
             .enable_all()
             .build()
             .map_err(|e| Failure::Runtime(format!("starting the runtime: {e}")))?;
-        let reload = || -> Result<(Config, Vec<Job>), String> {
-            let cfg =
-                Config::resolve(&args, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
-            let jobs = load_jobs(&cfg).map_err(|e| e.to_string())?;
+        let reload = || -> anyhow::Result<(Config, Vec<Job>)> {
+            let cfg = Config::resolve(&args, &|k| std::env::var(k).ok())?;
+            let jobs = load_jobs(&cfg)?;
             Ok((cfg, jobs))
         };
         let status_addr = cfg.status_addr.clone();
@@ -195,14 +197,12 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
                 + std::time::Duration::from_secs(30),
             cfg.status_consul_timeout,
         );
-        let code = runtime
-            .block_on(async {
-                if let Some(addr) = &status_addr {
-                    crate::status::serve(addr).await?;
-                }
-                runner::watch(cfg, jobs, source, data, &reload, &notifier).await
-            })
-            .map_err(Failure::Runtime)?;
+        let code = runtime.block_on(async {
+            if let Some(addr) = &status_addr {
+                crate::status::serve(addr).await?;
+            }
+            runner::watch(cfg, jobs, source, data, &reload, &notifier).await
+        })?;
         runtime.shutdown_background();
         return Ok(exit_code(code));
     }
@@ -233,7 +233,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         .zip(outputs.iter().map(String::as_str))
         .collect();
     if cfg.dry {
-        let changed = runner::deliver::print_dry(&cfg, &items).map_err(Failure::Runtime)?;
+        let changed = runner::deliver::print_dry(&cfg, &items)?;
         exit_without_freeing((store, source, data));
         return Ok(if cfg.diff && changed {
             ExitCode::from(1)
@@ -252,7 +252,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
             runtime
                 .block_on(runner::watch::run_child_once(&cfg, exec))
                 .map(exit_code)
-                .map_err(Failure::Runtime)
+                .map_err(Failure::Run)
         }
         None => {
             exit_without_freeing((store, source, data));

@@ -89,7 +89,7 @@ pub async fn capture(
                     dependencies: deps.len(),
                 })
             }
-            Err(m) => mismatch = m,
+            Err(m) => mismatch = m.0,
         }
     }
     let (templates, detail) = mismatch.split_once('\n').unwrap_or((&mismatch, ""));
@@ -99,6 +99,17 @@ pub async fn capture(
     })
 }
 
+/// How the captured file renders differently from Consul: the templates, then the detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Mismatch(pub String);
+
+impl From<String> for Mismatch {
+    fn from(s: String) -> Mismatch {
+        Mismatch(s)
+    }
+}
+
 /// `Err("names\ndetail")` unless `file` renders `expected` for every job.
 async fn renders_the_same(
     jobs: &[Job],
@@ -106,7 +117,7 @@ async fn renders_the_same(
     expected: &[String],
     policy: &Retry,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), Mismatch> {
     if jobs.is_empty() {
         return Ok(());
     }
@@ -127,7 +138,8 @@ async fn renders_the_same(
         Err(format!(
             "{}\nreport this: a data file should hold everything a template reads",
             differing.join(", ")
-        ))
+        )
+        .into())
     }
 }
 

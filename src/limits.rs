@@ -29,14 +29,21 @@ pub const HCL_NESTING: usize = 64;
 /// Default for `-consul-max-response-bytes`: the body of one Consul answer.
 pub const RESPONSE_BYTES: u64 = 64 << 20;
 
+/// A helper result over `HELPER_RESULT_BYTES`, refused before it is made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{what} would be {bytes} bytes, over the limit of {} MiB for one helper result",
+    HELPER_RESULT_BYTES >> 20
+)]
+pub struct TooLarge {
+    pub what: &'static str,
+    pub bytes: u128,
+}
+
 /// `Err` naming `what` when `bytes` is over `HELPER_RESULT_BYTES`.
-pub fn helper_result(what: &str, bytes: u128) -> Result<(), String> {
+pub fn helper_result(what: &'static str, bytes: u128) -> Result<(), TooLarge> {
     if bytes > HELPER_RESULT_BYTES as u128 {
-        Err(format!(
-            "{what} would be {} bytes, over the limit of {} MiB for one helper result",
-            bytes,
-            HELPER_RESULT_BYTES >> 20
-        ))
+        Err(TooLarge { what, bytes })
     } else {
         Ok(())
     }
@@ -77,6 +84,7 @@ mod tests {
         assert!(helper_result("x", 10).is_ok());
         assert!(helper_result("indent", u128::from(u64::MAX))
             .unwrap_err()
+            .to_string()
             .contains("over the limit of 64 MiB"));
     }
 }

@@ -16,7 +16,8 @@ Flags are consul-template's: single or double dash (-once, --once), value joined
 Environment: CONSUL_HTTP_ADDR, CONSUL_TOKEN / CONSUL_HTTP_TOKEN, CONSUL_TOKEN_FILE /
 CONSUL_HTTP_TOKEN_FILE, CONSUL_HTTP_AUTH, CONSUL_HTTP_SSL, CONSUL_HTTP_SSL_VERIFY, CONSUL_CACERT,
 CONSUL_CAPATH, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME,
-CONSUL_TEMPLATE_LOG_LEVEL. Flags beat the environment, which beats config files.
+CONSUL_NAMESPACE, CONSUL_PARTITION, CONSUL_TEMPLATE_LOG_LEVEL. As consul-template: flags beat
+config files, which beat the environment.
 
 Exit codes: 0 ok, 13 bad flags, 14 runtime failure, 15 configuration or template file error;
 with -dry -diff, 1 when something would change.

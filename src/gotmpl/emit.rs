@@ -5,6 +5,7 @@
 
 use super::parse::{Arg, Node, Pipeline, Pos};
 use super::ConvertError;
+use super::Reason;
 use std::collections::HashMap;
 
 /// A converted expression: a path or literal, or a call that needs parentheses as a parameter.
@@ -414,7 +415,7 @@ impl Emitter {
         piped: Option<String>,
         pos: Pos,
     ) -> Result<Expr, ConvertError> {
-        let err = |m: String| ConvertError::at(pos.0, pos.1, m);
+        let err = |m: Reason| ConvertError::at(pos.0, pos.1, m.0);
         match &cmd[0] {
             Arg::Func(name) => {
                 let mut args: Vec<String> = cmd[1..]
@@ -430,7 +431,7 @@ impl Emitter {
                     .last()
                     .and_then(|m| METHODS.iter().find(|(go, _)| go == m));
                 let Some((_, helper)) = method else {
-                    return Err(err(format!("{} is not a function: only functions and consul-template's methods (Contains…) take arguments", f.join("."))));
+                    return Err(err(format!("{} is not a function: only functions and consul-template's methods (Contains…) take arguments", f.join(".")).into()));
                 };
                 let receiver = match &cmd[0] {
                     Arg::Field(f) => Arg::Field(f[..f.len() - 1].to_vec()),
@@ -497,7 +498,7 @@ impl Emitter {
             Arg::Bool(b) => Expr::Plain(b.to_string()),
             Arg::Nil => Expr::Plain("null".into()),
             Arg::Func(name) => {
-                function(name, Vec::new()).map_err(|m| ConvertError::at(pos.0, pos.1, m))?
+                function(name, Vec::new()).map_err(|m| ConvertError::at(pos.0, pos.1, m.0))?
             }
             Arg::Sub(p) => Expr::Plain(self.pipeline(p, pos)?.param()),
         })
@@ -554,7 +555,7 @@ fn text_uses_dot(text: &str) -> bool {
 
 /// A Go function call as ours: Go's built-ins mapped, consul-template's by name (math in the
 /// order a reader expects: Go's `subtract 2 5` is 5 − 2).
-fn function(name: &str, mut args: Vec<String>) -> Result<Expr, String> {
+fn function(name: &str, mut args: Vec<String>) -> Result<Expr, Reason> {
     let call = |n: &str, a: &[String]| {
         Expr::Call(if a.is_empty() {
             n.to_string()
@@ -587,7 +588,8 @@ fn function(name: &str, mut args: Vec<String>) -> Result<Expr, String> {
         "html" | "js" | "urlquery" | "call" | "slice" => {
             return Err(format!(
                 "{name} cannot be converted yet: write the text around the values instead"
-            ))
+            )
+            .into())
         }
         "subtract" | "divide" | "modulo" if args.len() == 2 => {
             args.swap(0, 1);

@@ -16,6 +16,23 @@ pub struct ConvertError {
     pub message: String,
 }
 
+/// Why one construct cannot be converted (the caller adds where it is).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Reason(pub String);
+
+impl From<String> for Reason {
+    fn from(s: String) -> Reason {
+        Reason(s)
+    }
+}
+
+impl From<&str> for Reason {
+    fn from(s: &str) -> Reason {
+        Reason(s.into())
+    }
+}
+
 impl ConvertError {
     fn at(line: usize, col: usize, message: String) -> ConvertError {
         ConvertError { line, col, message }

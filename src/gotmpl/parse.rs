@@ -3,6 +3,7 @@
 
 use super::lex::Piece;
 use super::ConvertError;
+use super::Reason;
 
 /// One operand.
 #[derive(Debug, Clone, PartialEq)]
@@ -465,12 +466,13 @@ fn tokens(src: &str, pos: Pos) -> Result<Vec<Tok>, ConvertError> {
 
 /// Go's interpreted string literal (without its quotes): `\n`, `\t`, `\\`, `\"`, `\xNN` bytes,
 /// `\uNNNN`, `\UNNNNNNNN`, `\NNN` octal bytes.
-fn unquote(s: &str) -> Result<String, String> {
+fn unquote(s: &str) -> Result<String, Reason> {
     let mut bytes: Vec<u8> = Vec::with_capacity(s.len());
     let mut it = s.chars().peekable();
-    let hex = |it: &mut std::iter::Peekable<std::str::Chars>, n: usize| -> Result<u32, String> {
+    let hex = |it: &mut std::iter::Peekable<std::str::Chars>, n: usize| -> Result<u32, Reason> {
         let digits: String = (0..n).filter_map(|_| it.next()).collect();
-        u32::from_str_radix(&digits, 16).map_err(|_| format!("bad escape digits {digits:?}"))
+        u32::from_str_radix(&digits, 16)
+            .map_err(|_| Reason(format!("bad escape digits {digits:?}")))
     };
     while let Some(c) = it.next() {
         if c != '\\' {
@@ -508,12 +510,12 @@ fn unquote(s: &str) -> Result<String, String> {
                 );
                 continue;
             }
-            other => return Err(format!("unknown escape \\{other}")),
+            other => return Err(format!("unknown escape \\{other}").into()),
         };
         let mut buf = [0u8; 4];
         bytes.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
     }
-    String::from_utf8(bytes).map_err(|_| "the escapes do not make UTF-8 text".to_string())
+    String::from_utf8(bytes).map_err(|_| Reason("the escapes do not make UTF-8 text".into()))
 }
 
 #[cfg(test)]

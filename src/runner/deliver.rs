@@ -3,6 +3,7 @@
 //! Shared by once and watch mode. Every candidate is prepared and checked before any is
 //! installed, so one refused check leaves every destination as it was.
 
+use super::RunError;
 use crate::config::Config;
 use crate::output::{self, WriteOptions};
 use crate::process;
@@ -27,29 +28,26 @@ pub struct Delivered {
 
 /// Prints `> DEST` and the content (or, with `-diff`, a unified diff) for each output that
 /// differs from its destination. Returns whether anything differs.
-pub fn print_dry(cfg: &Config, items: &[(&Job, &str)]) -> Result<bool, String> {
+pub fn print_dry(cfg: &Config, items: &[(&Job, &str)]) -> Result<bool, RunError> {
     let mut out = std::io::stdout().lock();
     let mut changed = false;
     for (job, text) in items {
-        let mut write = |s: &str| {
-            out.write_all(s.as_bytes())
-                .map_err(|e| format!("writing to stdout: {e}"))
-        };
+        let mut write = |s: &str| out.write_all(s.as_bytes()).map_err(RunError::Stdout);
         let Some(dest) = &job.config.destination else {
             write(text)?;
             continue;
         };
         if cfg.diff {
-            if let Some(d) = output::diff(dest, text).map_err(|e| format!("{e:#}"))? {
+            if let Some(d) = output::diff(dest, text).map_err(RunError::Destination)? {
                 changed = true;
                 write(&d)?;
             }
-        } else if output::differs(dest, text.as_bytes()).map_err(|e| format!("{e:#}"))? {
+        } else if output::differs(dest, text.as_bytes()).map_err(RunError::Destination)? {
             changed = true;
             write(&format!("> {}\n{text}", dest.display()))?;
         }
     }
-    out.flush().map_err(|e| format!("writing to stdout: {e}"))?;
+    out.flush().map_err(RunError::Stdout)?;
     Ok(changed)
 }
 
@@ -80,13 +78,24 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
+/// Why a template's check refused its candidate (the destination stays as it was).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckRefused(pub String);
+
+impl From<String> for CheckRefused {
+    fn from(s: String) -> CheckRefused {
+        CheckRefused(s)
+    }
+}
+
 /// Runs a template's `check` on its candidate; `Err` carries why it refused.
 fn run_check(
     job: &Job,
     check: &str,
     candidate: &std::path::Path,
     env: &[(String, String)],
-) -> Result<(), String> {
+) -> Result<(), CheckRefused> {
     let path = candidate.display().to_string();
     let command = check.replace("{{path}}", &shell_quote(&path));
     let mut env = env.to_vec();
@@ -101,8 +110,8 @@ fn run_check(
             job.name,
             ended(&f, job.config.command_timeout),
             tail(&f)
-        )),
-        Err(e) => Err(format!("template {}: check {command:?}: {e:#}", job.name)),
+        ).into()),
+        Err(e) => Err(format!("template {}: check {command:?}: {e:#}", job.name).into()),
     }
 }
 
@@ -206,6 +215,7 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
                 .check
                 .as_ref()
                 .and_then(|chk| run_check(job, chk, c.path(), &env).err())
+                .map(|r| r.0)
         })
         .collect();
     if !refused.is_empty() {

@@ -2,6 +2,7 @@
 //! (`deliver`: print, check, write, run commands).
 
 pub mod deliver;
+mod error;
 pub mod once;
 pub mod signals;
 pub mod watch;
@@ -9,6 +10,7 @@ pub mod watch;
 use crate::config::Template;
 use crate::template::Engine;
 
+pub use error::RunError;
 pub use once::{once, Finished, OnceError, Stats};
 pub use watch::watch;
 

@@ -6,6 +6,7 @@
 //! `docker stop` should not have to wait for SIGKILL), and the rest are received and dropped:
 //! job-control and alarm signals never stop or kill consul-render.
 
+use super::RunError;
 use crate::config::Config;
 use nix::sys::signal::Signal as Sig;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -37,10 +38,13 @@ const FORWARDABLE: &[Sig] = &[
     Sig::SIGPWR,
 ];
 
-pub fn listen(sig: Sig) -> Result<Listener, String> {
+pub fn listen(sig: Sig) -> Result<Listener, RunError> {
     signal(SignalKind::from_raw(sig as i32))
         .map(|s| (sig, s))
-        .map_err(|e| format!("cannot handle {sig}: {e}"))
+        .map_err(|source| RunError::Signal {
+            signal: sig,
+            source,
+        })
 }
 
 /// Every signal watch mode handles, sorted by what it does.
@@ -54,7 +58,7 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub fn new(cfg: &Config) -> Result<Signals, String> {
+    pub fn new(cfg: &Config) -> Result<Signals, RunError> {
         let mut stop_set: Vec<Sig> = cfg.kill_signal.into_iter().collect();
         if cfg.exec.is_none() {
             for s in [Sig::SIGTERM, Sig::SIGINT] {
@@ -84,7 +88,7 @@ impl Signals {
     }
 
     /// More listeners for the stop signals (tokio gives each listener every delivery).
-    pub fn stop_again(&self) -> Result<Vec<Listener>, String> {
+    pub fn stop_again(&self) -> Result<Vec<Listener>, RunError> {
         self.stop.iter().map(|(s, _)| listen(*s)).collect()
     }
 }

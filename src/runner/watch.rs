@@ -7,6 +7,7 @@
 //! template) a template is re-rendered once `min` passes without another change, at most `max`
 //! after the first; the first render is never delayed.
 
+use super::RunError;
 use crate::config::{Config, Exec, Wait};
 use crate::dependency::Dependency;
 use crate::notify::Notifier;
@@ -24,10 +25,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Why watch mode stopped with an error (exit 14).
-pub type WatchError = String;
+pub type WatchError = RunError;
 
 /// Re-reads config files and templates (the reload signal).
-pub type Reload<'a> = &'a dyn Fn() -> Result<(Config, Vec<Job>), String>;
+pub type Reload<'a> = &'a dyn Fn() -> anyhow::Result<(Config, Vec<Job>)>;
 
 #[derive(Default)]
 struct JobState {
@@ -64,7 +65,7 @@ async fn child_exit(child: &mut Option<ExecChild>) -> i32 {
 /// Once mode with -exec: run the child, forward signals, exit with its code.
 pub async fn run_child_once(cfg: &Config, exec_cfg: &Exec) -> Result<i32, WatchError> {
     let env = exec::environment(exec_cfg, &deliver::command_env(cfg));
-    let mut child = Some(ExecChild::start(exec_cfg, &env).map_err(|e| format!("{e:#}"))?);
+    let mut child = Some(ExecChild::start(exec_cfg, &env).map_err(RunError::Child)?);
     let Signals {
         stop: mut stop_signals,
         forward: mut fwd,
@@ -140,7 +141,7 @@ pub async fn watch(
                 if child.is_none() && all_rendered.load(Ordering::Relaxed) {
                     // The child starts only once every template has rendered.
                     let env = exec::environment(exec_cfg, &deliver::command_env(&cfg));
-                    child = Some(ExecChild::start(exec_cfg, &env).map_err(|e| format!("{e:#}"))?);
+                    child = Some(ExecChild::start(exec_cfg, &env).map_err(RunError::Child)?);
                 } else if written > 0 {
                     if let Some(c) = &mut child {
                         tokio::time::sleep(exec::splay(exec_cfg.splay)).await;
@@ -153,8 +154,7 @@ pub async fn watch(
                                 tracing::info!("restarting the exec child");
                                 c.stop(exec_cfg).await;
                                 let env = exec::environment(exec_cfg, &deliver::command_env(&cfg));
-                                *c = ExecChild::start(exec_cfg, &env)
-                                    .map_err(|e| format!("{e:#}"))?;
+                                *c = ExecChild::start(exec_cfg, &env).map_err(RunError::Child)?;
                             }
                         }
                     }
@@ -181,7 +181,7 @@ pub async fn watch(
         crate::status::state().idle();
         tokio::select! {
             ev = rx.recv() => {
-                let Some(ev) = ev else { return Err("every watcher stopped".into()) };
+                let Some(ev) = ev else { return Err(RunError::WatchersStopped) };
                 let mut events = vec![ev];
                 // Take everything already queued, so a burst of changes costs one render.
                 while let Ok(more) = rx.try_recv() {
@@ -201,7 +201,7 @@ pub async fn watch(
                                 }
                             }
                         }
-                        Event::Failed(dep, msg) => return Err(format!("{dep}: {msg}")),
+                        Event::Failed(dep, message) => return Err(RunError::Dependency { dependency: dep.to_string(), message }),
                         Event::DataFile => {
                             if let Some(d) = &data {
                                 match d.reload() {
@@ -323,11 +323,10 @@ fn render_and_deliver(
                             .map(|m| m.dependency().to_string())
                             .collect();
                         if !absent.is_empty() {
-                            return Err(format!(
-                                "template {}: does not exist (err_on_failed_lookup): {}",
-                                job.name,
-                                absent.join(", ")
-                            ));
+                            return Err(RunError::Absent {
+                                template: job.name.clone(),
+                                missing: absent,
+                            });
                         }
                     }
                     log_waiting(job, &mut state[j], r.missing);
@@ -337,7 +336,7 @@ fn render_and_deliver(
                 count(job, "error");
                 let fatal = job.config.error_fatal;
                 if fatal {
-                    return Err(e.to_string());
+                    return Err(e.into());
                 }
                 tracing::error!(template = %job.name, "{e}");
             }
@@ -359,7 +358,7 @@ fn render_and_deliver(
         // the run (exit 14) so a supervisor restarts and alerts; a refused check does not
         // (the old file stays, which is what the check is for).
         if delivered.write_failed || (delivered.command_failed && cfg.command_error_fatal) {
-            return Err(delivered.problems.join("\n"));
+            return Err(RunError::Delivery(delivered.problems));
         }
         for problem in delivered.problems {
             tracing::error!("{problem}");

@@ -4,6 +4,7 @@
 //! the same JSON shapes Consul's endpoints return and go through the same conversion as the
 //! HTTP client, so tag filters, `?passing`, address fallback and ordering match a real agent.
 
+use super::datafile::DataError;
 use crate::dependency::{Dependency, HealthFilter, QueryParams};
 pub use crate::source::datafile::{DataFile, DataKv, DataNode, DataService};
 use crate::source::model::{self, CatalogNode, HealthEntry, KvPair, Node};
@@ -49,7 +50,7 @@ impl DataSource {
     }
 
     /// Parses and checks data-file text (no file behind it).
-    pub fn from_json(text: &str) -> Result<DataSource, String> {
+    pub fn from_json(text: &str) -> Result<DataSource, DataError> {
         Ok(DataSource::new(None, Catalog::from_json(text)?))
     }
 
@@ -138,7 +139,7 @@ impl Catalog {
     }
 
     /// Parses and checks data-file text.
-    pub fn from_json(text: &str) -> Result<Catalog, String> {
+    pub fn from_json(text: &str) -> Result<Catalog, DataError> {
         // serde reads a struct from a JSON array too (by position): only an object is a data file.
         if !text.trim_start().starts_with('{') {
             return Err("must hold one JSON object ({\"services\": …, \"kv\": …})".into());
@@ -158,7 +159,7 @@ impl Catalog {
         Self::from_file(file)
     }
 
-    pub fn from_file(file: DataFile) -> Result<Catalog, String> {
+    pub fn from_file(file: DataFile) -> Result<Catalog, DataError> {
         let c = file.into_contents()?;
         let mut by_service: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, e) in c.entries.iter().enumerate() {
@@ -359,12 +360,15 @@ mod tests {
 
     #[test]
     fn bad_files_are_named() {
-        let e = Catalog::from_json(r#"{"services": [{"Node": "x", "Service": "a"}]}"#).unwrap_err();
+        let e = Catalog::from_json(r#"{"services": [{"Node": "x", "Service": "a"}]}"#)
+            .unwrap_err()
+            .0;
         assert!(e.contains("services[0]") && e.contains("\"x\""), "{e}");
         let e = Catalog::from_json(r#"{"nodes": [{"Node": "x", "Address": "a", "Colour": 1}]}"#)
-            .unwrap_err();
+            .unwrap_err()
+            .0;
         assert!(e.contains("nodes[0]") && e.contains("Colour"), "{e}");
-        let e = Catalog::from_json(r#"{"bogus": 1}"#).unwrap_err();
+        let e = Catalog::from_json(r#"{"bogus": 1}"#).unwrap_err().0;
         assert!(e.contains("bogus"), "{e}");
     }
 }

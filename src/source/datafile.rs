@@ -10,6 +10,23 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// Why a data file was refused: the entry (`services[3].Checks[0]`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DataError(pub String);
+
+impl From<String> for DataError {
+    fn from(s: String) -> DataError {
+        DataError(s)
+    }
+}
+
+impl From<&str> for DataError {
+    fn from(s: &str) -> DataError {
+        DataError(s.into())
+    }
+}
+
 /// The data file as written.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -177,16 +194,16 @@ pub struct Contents {
 impl DataFile {
     /// Checks the file and builds Consul's shapes from it, moving its strings rather than
     /// copying them (a large file is not held twice); errors name the entry (`services[3]: …`).
-    pub fn into_contents(self) -> Result<Contents, String> {
+    pub fn into_contents(self) -> Result<Contents, DataError> {
         let datacenter = self.datacenter.unwrap_or_else(|| "dc1".into());
         let mut nodes: Vec<Node> = Vec::with_capacity(self.nodes.len());
         let mut index: HashMap<String, usize> = HashMap::with_capacity(self.nodes.len());
         for (i, n) in self.nodes.into_iter().enumerate() {
             if n.node.is_empty() {
-                return Err(format!("nodes[{i}]: Node cannot be empty"));
+                return Err(format!("nodes[{i}]: Node cannot be empty").into());
             }
             if index.insert(n.node.clone(), nodes.len()).is_some() {
-                return Err(format!("nodes[{i}]: node {:?} is listed twice", n.node));
+                return Err(format!("nodes[{i}]: node {:?} is listed twice", n.node).into());
             }
             nodes.push(Node {
                 id: n.id,
@@ -204,7 +221,8 @@ impl DataFile {
                 return Err(format!(
                     "services[{i}]: node {:?} is not listed in \"nodes\"",
                     s.node
-                ));
+                )
+                .into());
             };
             entries.push(
                 s.entry(&nodes[n], &mut ids)
@@ -213,7 +231,7 @@ impl DataFile {
         }
         if let Some(agent) = &self.node {
             if !index.contains_key(agent) {
-                return Err(format!("node: {agent:?} is not listed in \"nodes\""));
+                return Err(format!("node: {agent:?} is not listed in \"nodes\"").into());
             }
         }
         let kv = self
@@ -239,7 +257,7 @@ impl DataService {
         self,
         node: &Node,
         ids: &mut HashSet<(String, String)>,
-    ) -> Result<HealthEntry, String> {
+    ) -> Result<HealthEntry, DataError> {
         if self.service.is_empty() {
             return Err("Service cannot be empty".into());
         }
@@ -249,7 +267,7 @@ impl DataService {
             self.id
         };
         if !ids.insert((self.node, id.clone())) {
-            return Err(format!("ID {id:?} is used twice on node {:?}", node.node));
+            return Err(format!("ID {id:?} is used twice on node {:?}", node.node).into());
         }
         let checks = match (self.status, self.checks) {
             (Some(_), Some(_)) => return Err("give Status or Checks, not both".into()),
@@ -286,12 +304,13 @@ impl DataService {
 }
 
 impl DataCheck {
-    fn check(&self, node: &Node) -> Result<HealthCheck, String> {
+    fn check(&self, node: &Node) -> Result<HealthCheck, DataError> {
         if !matches!(self.status.as_str(), "passing" | "warning" | "critical") {
             return Err(format!(
                 "Status {:?} is not passing, warning or critical",
                 self.status
-            ));
+            )
+            .into());
         }
         Ok(HealthCheck {
             node: if self.node.is_empty() {
@@ -317,7 +336,7 @@ fn status_checks(
     id: &str,
     service: &str,
     status: &str,
-) -> Result<Vec<HealthCheck>, String> {
+) -> Result<Vec<HealthCheck>, DataError> {
     let (check_id, name, status) = match status {
         "passing" | "warning" | "critical" => (
             format!("service:{id}"),
@@ -332,7 +351,8 @@ fn status_checks(
         other => {
             return Err(format!(
                 "Status {other:?} is not passing, warning, critical or maintenance"
-            ))
+            )
+            .into())
         }
     };
     let serf = HealthCheck {
@@ -407,12 +427,12 @@ mod tests {
         let both = r#"{"nodes": [{"Node": "n", "Address": "a"}],
             "services": [{"Node": "n", "Service": "a", "Status": "passing", "Checks": []}]}"#;
         let f: DataFile = serde_json::from_str(both).unwrap();
-        let e = f.into_contents().err().unwrap();
+        let e = f.into_contents().err().unwrap().0;
         assert!(e.contains("services[0]") && e.contains("not both"), "{e}");
         let bad = r#"{"nodes": [{"Node": "n", "Address": "a"}],
             "services": [{"Node": "n", "Service": "a", "Checks": [{"CheckID": "c", "Status": "up"}]}]}"#;
         let f: DataFile = serde_json::from_str(bad).unwrap();
-        let e = f.into_contents().err().unwrap();
+        let e = f.into_contents().err().unwrap().0;
         assert!(
             e.contains("services[0]: Checks[0]") && e.contains("\"up\""),
             "{e}"

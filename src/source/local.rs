@@ -31,7 +31,7 @@ pub fn read(path: &Path, sandbox: Option<&Path>) -> Result<Fetched, SourceError>
         Err(e) => return Err(fail(e.to_string())),
     };
     if let Some(sandbox) = sandbox {
-        let opened = opened_path(&file, path).map_err(fail)?;
+        let opened = opened_path(&file, path).map_err(|e| fail(e.to_string()))?;
         let root = sandbox
             .canonicalize()
             .map_err(|e| fail(format!("sandbox_path {}: {e}", sandbox.display())))?;
@@ -72,19 +72,16 @@ pub fn read_dependency(dep: &Dependency) -> Option<Value> {
 
 /// Where the open file really is: `/proc/self/fd/N`, or (without /proc) the path resolved
 /// again and checked to be the same file as the one opened.
-fn opened_path(file: &std::fs::File, path: &Path) -> Result<PathBuf, String> {
+fn opened_path(file: &std::fs::File, path: &Path) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     use std::os::unix::io::AsRawFd;
     if let Ok(p) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
         return Ok(p);
     }
-    let resolved = path.canonicalize().map_err(|e| e.to_string())?;
-    let (a, b) = (
-        file.metadata().map_err(|e| e.to_string())?,
-        std::fs::metadata(&resolved).map_err(|e| e.to_string())?,
-    );
+    let resolved = path.canonicalize()?;
+    let (a, b) = (file.metadata()?, std::fs::metadata(&resolved)?);
     if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
-        return Err("changed while it was being opened".into());
+        return Err(std::io::Error::other("changed while it was being opened"));
     }
     Ok(resolved)
 }

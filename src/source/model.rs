@@ -135,21 +135,32 @@ pub struct KvPair {
     pub modify_index: u64,
 }
 
+/// A KV value that is not UTF-8 text, named by its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotText(pub String);
+
+impl From<String> for NotText {
+    fn from(s: String) -> NotText {
+        NotText(s)
+    }
+}
+
 impl KvPair {
     /// `Err` naming the key when its value is not UTF-8 text (a template prints text only;
     /// replacing the bytes would corrupt it silently).
-    pub fn check_text(&self) -> Result<(), String> {
+    pub fn check_text(&self) -> Result<(), NotText> {
         let Some(b64) = &self.value else {
             return Ok(());
         };
         match base64::engine::general_purpose::STANDARD.decode(b64) {
             Ok(bytes) => std::str::from_utf8(&bytes).map(|_| ()).map_err(|e| {
-                format!(
+                NotText(format!(
                     "the value of key {:?} is not UTF-8 text (invalid byte at offset {}); \
                      templates render text only",
                     self.key,
                     e.valid_up_to()
-                )
+                ))
             }),
             Err(_) => Ok(()),
         }

@@ -127,25 +127,37 @@ impl State {
 }
 
 /// `HOST:PORT`, `:PORT` or `PORT` (then 127.0.0.1).
-pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+/// The status server's address is unusable or cannot be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("-status-addr {0:?}: expected HOST:PORT, :PORT or PORT")]
+    Address(String),
+    #[error("-status-addr {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub fn parse_addr(s: &str) -> Result<SocketAddr, StatusError> {
     let s = s.trim();
     let port_only = s.strip_prefix(':').unwrap_or(s);
     if let Ok(port) = port_only.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    s.parse()
-        .map_err(|_| format!("-status-addr {s:?}: expected HOST:PORT, :PORT or PORT"))
+    s.parse().map_err(|_| StatusError::Address(s.into()))
 }
 
 /// Binds `addr` and serves the endpoints on the current tokio runtime; the bound address.
-pub async fn serve(addr: &str) -> Result<SocketAddr, String> {
+pub async fn serve(addr: &str) -> Result<SocketAddr, StatusError> {
     let addr = parse_addr(addr)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("-status-addr {addr}: {e}"))?;
+        .map_err(|source| StatusError::Bind { addr, source })?;
     let bound = listener
         .local_addr()
-        .map_err(|e| format!("-status-addr {addr}: {e}"))?;
+        .map_err(|source| StatusError::Bind { addr, source })?;
     let app = axum::Router::new()
         .route("/health", get(|| async { state().health() }))
         .route("/ready", get(|| async { state().ready() }))

@@ -270,7 +270,7 @@ proptest! {
 
     #[test]
     fn fuzz_template_compile_and_render(src in template()) {
-        let catalog = Catalog::from_json(DATA).map_err(TestCaseError::fail)?;
+        let catalog = Catalog::from_json(DATA).map_err(|e| TestCaseError::fail(e.0))?;
         render_passes(&src, &catalog);
     }
 
@@ -278,7 +278,7 @@ proptest! {
     /// template does with them, the output (or error) is the one full instances give.
     #[test]
     fn fuzz_instance_fields_change_nothing(src in instance_template()) {
-        let catalog = Catalog::from_json(INSTANCES).map_err(TestCaseError::fail)?;
+        let catalog = Catalog::from_json(INSTANCES).map_err(|e| TestCaseError::fail(e.0))?;
         let full = render_with(&src, &catalog, &|_| model::Fields::All);
         let projected = render_with(&src, &catalog, &|e| e.fields().clone());
         prop_assert_eq!(projected, full, "template: {}", src);
@@ -286,7 +286,7 @@ proptest! {
 
     #[test]
     fn fuzz_raw_template_text(src in text_of("{}#/>*~!()\"' eachifwthlo=", 80)) {
-        let catalog = Catalog::from_json(DATA).map_err(TestCaseError::fail)?;
+        let catalog = Catalog::from_json(DATA).map_err(|e| TestCaseError::fail(e.0))?;
         render_passes(&src, &catalog);
     }
 

@@ -2,7 +2,7 @@
 //! `contains`, `in`, `containsAll/Any/None/NotAll`, `explode`, `explodeMap`, `mergeMap`,
 //! `mergeMapWithOverride`, `loop`.
 
-use super::{spec, to_text, Call, HelperResult, Spec};
+use super::{spec, to_text, Call, HelperError, HelperResult, Spec};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -118,7 +118,7 @@ fn by_meta(c: &Call) -> HelperResult {
         match conv {
             None => keys.push((k.to_string(), false)),
             Some("int") => keys.push((k.to_string(), true)),
-            Some(other) => return Err(format!("unknown conversion |{other} (only |int)")),
+            Some(other) => return Err(format!("unknown conversion |{other} (only |int)").into()),
         }
     }
     let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
@@ -149,7 +149,7 @@ fn by_meta(c: &Call) -> HelperResult {
 }
 
 /// Go's `in`: substring for a string haystack, element equality for a list, key for a map.
-fn member(haystack: &Value, needle: &Value) -> Result<bool, String> {
+fn member(haystack: &Value, needle: &Value) -> Result<bool, HelperError> {
     match haystack {
         Value::String(h) => Ok(h.contains(&to_text(needle))),
         Value::Array(list) => Ok(list.iter().any(|v| {
@@ -157,7 +157,7 @@ fn member(haystack: &Value, needle: &Value) -> Result<bool, String> {
         })),
         Value::Object(m) => Ok(m.contains_key(&to_text(needle))),
         Value::Null => Ok(false),
-        other => Err(format!("cannot search in {}", super::kind(other))),
+        other => Err(format!("cannot search in {}", super::kind(other)).into()),
     }
 }
 
@@ -171,7 +171,7 @@ fn in_(c: &Call) -> HelperResult {
     Ok(Value::Bool(member(c.arg(0), c.arg(1))?))
 }
 
-fn needles<'a>(c: &'a Call) -> Result<(Vec<Value>, &'a Value), String> {
+fn needles<'a>(c: &'a Call) -> Result<(Vec<Value>, &'a Value), HelperError> {
     let needles = match c.arg(0) {
         Value::Array(a) => a.clone(),
         Value::Null => Vec::new(),
@@ -208,7 +208,7 @@ fn contains_not_all(c: &Call) -> HelperResult {
     Ok(Value::Bool(!contains_all(c)?.as_bool().unwrap_or(true)))
 }
 
-fn insert_path(root: &mut Map<String, Value>, path: &str, value: Value) -> Result<(), String> {
+fn insert_path(root: &mut Map<String, Value>, path: &str, value: Value) -> Result<(), HelperError> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     if parts.len() > crate::limits::VALUE_DEPTH {
         return Err(format!(
@@ -216,7 +216,8 @@ fn insert_path(root: &mut Map<String, Value>, path: &str, value: Value) -> Resul
             path.chars().take(40).collect::<String>(),
             parts.len(),
             crate::limits::VALUE_DEPTH
-        ));
+        )
+        .into());
     }
     let Some((last, dirs)) = parts.split_last() else {
         return Ok(());
@@ -231,7 +232,7 @@ fn insert_path(root: &mut Map<String, Value>, path: &str, value: Value) -> Resul
             .ok_or_else(|| format!("{path}: {d} is a value and a folder (not a map)"))?;
     }
     if node.get(*last).is_some_and(Value::is_object) {
-        return Err(format!("{path}: is a folder and a value (not a map)"));
+        return Err(format!("{path}: is a folder and a value (not a map)").into());
     }
     node.insert((*last).to_string(), value);
     Ok(())
@@ -305,7 +306,7 @@ fn loop_(c: &Call) -> HelperResult {
         (0, c.int(0)?)
     };
     if end.saturating_sub(start) > 1_000_000 {
-        return Err(format!("loop of {} items is too long", end - start));
+        return Err(format!("loop of {} items is too long", end - start).into());
     }
     Ok(Value::Array((start..end).map(Value::from).collect()))
 }

@@ -7,7 +7,7 @@
 //! `{{key (key "pointer")}}`) gives the empty value, false or the default and depends on
 //! nothing, as in consul-template: the next pass asks again with the real name.
 
-use super::{spec, store_spec, Call, HelperResult, Out, Spec};
+use super::{spec, store_spec, Call, HelperError, HelperResult, Out, Spec};
 use crate::dependency::{self, Dependency};
 use crate::source::model;
 use crate::template::scope::{self, Lookup, Missing};
@@ -37,22 +37,24 @@ fn value_or(dep: Dependency, empty: Value) -> Out {
 }
 
 /// `service "QUERY"`, `service "QUERY" "FILTER"` or `service "NAME" tag=… dc=… near=… filter=…`.
-fn service(c: &Call) -> Result<Out, String> {
+fn service(c: &Call) -> Result<Out, HelperError> {
     let mut query = c.str(0)?.to_string();
     if query.is_empty() {
         return Ok(json!([]).into());
     }
     if !c.hash.is_empty() {
-        let get = |k: &str| -> Result<Option<String>, String> {
+        let get = |k: &str| -> Result<Option<String>, HelperError> {
             match c.hash.get(k) {
                 None => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(format!("{k}= must be a string, got {}", super::kind(other))),
+                Some(other) => {
+                    Err(format!("{k}= must be a string, got {}", super::kind(other)).into())
+                }
             }
         };
         for k in c.hash.keys() {
             if !["tag", "dc", "near", "filter"].contains(k) {
-                return Err(format!("unknown option {k}= (tag, dc, near, filter)"));
+                return Err(format!("unknown option {k}= (tag, dc, near, filter)").into());
             }
         }
         if let Some(tag) = get("tag")? {
@@ -79,7 +81,7 @@ fn service(c: &Call) -> Result<Out, String> {
     Ok(value_or(Dependency::Service(q), json!([])))
 }
 
-fn opt_str(c: &Call, i: usize) -> Result<String, String> {
+fn opt_str(c: &Call, i: usize) -> Result<String, HelperError> {
     if c.args.len() > i {
         Ok(c.str(i)?.to_string())
     } else {
@@ -87,19 +89,19 @@ fn opt_str(c: &Call, i: usize) -> Result<String, String> {
     }
 }
 
-fn services(c: &Call) -> Result<Out, String> {
+fn services(c: &Call) -> Result<Out, HelperError> {
     let (dc, _, query) =
         dependency::parse_catalog("services", &opt_str(c, 0)?, false).map_err(|e| e.to_string())?;
     Ok(value_or(Dependency::Services { dc, query }, json!([])))
 }
 
-fn nodes(c: &Call) -> Result<Out, String> {
+fn nodes(c: &Call) -> Result<Out, HelperError> {
     let (dc, near, query) =
         dependency::parse_catalog("nodes", &opt_str(c, 0)?, true).map_err(|e| e.to_string())?;
     Ok(value_or(Dependency::Nodes { dc, near, query }, json!([])))
 }
 
-fn node(c: &Call) -> Result<Out, String> {
+fn node(c: &Call) -> Result<Out, HelperError> {
     let dep = dependency::parse_node(&opt_str(c, 0)?).map_err(|e| e.to_string())?;
     // A node that does not exist arrives as an empty node (`{"Node": null, "Services": []}`),
     // as consul-template's; only one that has not arrived yet is nothing.
@@ -107,7 +109,7 @@ fn node(c: &Call) -> Result<Out, String> {
 }
 
 /// `datacenters`, or `datacenters true` to leave out the ones that do not answer.
-fn datacenters(c: &Call) -> Result<Out, String> {
+fn datacenters(c: &Call) -> Result<Out, HelperError> {
     let ignore_failing = match c.args.first().copied() {
         None => false,
         Some(Value::Bool(b)) => *b,
@@ -115,7 +117,8 @@ fn datacenters(c: &Call) -> Result<Out, String> {
             return Err(format!(
                 "argument 1 must be a bool (ignore unreachable datacenters), got {}",
                 super::kind(other)
-            ))
+            )
+            .into())
         }
     };
     Ok(value_or(
@@ -125,7 +128,7 @@ fn datacenters(c: &Call) -> Result<Out, String> {
 }
 
 /// The KV dependency, or `None` for an empty name.
-fn kv_dep(c: &Call, kind: &'static str) -> Result<Option<Dependency>, String> {
+fn kv_dep(c: &Call, kind: &'static str) -> Result<Option<Dependency>, HelperError> {
     let raw = c.str(0)?;
     if raw.is_empty() {
         return Ok(None);
@@ -185,7 +188,7 @@ fn key_or_default(c: &Call) -> HelperResult {
     }))
 }
 
-fn prefix_dep(c: &Call, kind: &'static str) -> Result<Option<Dependency>, String> {
+fn prefix_dep(c: &Call, kind: &'static str) -> Result<Option<Dependency>, HelperError> {
     let raw = c.str(0)?;
     if raw.is_empty() {
         return Ok(None);

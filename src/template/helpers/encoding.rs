@@ -1,6 +1,6 @@
 //! Parsing and encoding helpers: `parse*`, `toJSON*`, `toYAML`, `toTOML`, base64, hashes.
 
-use super::{spec, Call, HelperResult, Spec};
+use super::{spec, Call, HelperError, HelperResult, Spec};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use md5::Md5;
@@ -35,7 +35,7 @@ fn parse_bool(c: &Call) -> HelperResult {
     Ok(Value::Bool(match v.as_str() {
         "" | "0" | "f" | "F" | "FALSE" | "false" | "False" => false,
         "1" | "t" | "T" | "TRUE" | "true" | "True" => true,
-        other => return Err(format!("{other:?} is not a boolean")),
+        other => return Err(format!("{other:?} is not a boolean").into()),
     }))
 }
 
@@ -47,6 +47,7 @@ fn parse_int(c: &Call) -> HelperResult {
     v.parse::<i64>()
         .map(Value::from)
         .map_err(|_| format!("{v:?} is not an integer"))
+        .map_err(HelperError::from)
 }
 
 fn parse_uint(c: &Call) -> HelperResult {
@@ -57,6 +58,7 @@ fn parse_uint(c: &Call) -> HelperResult {
     v.parse::<u64>()
         .map(Value::from)
         .map_err(|_| format!("{v:?} is not an unsigned integer"))
+        .map_err(HelperError::from)
 }
 
 fn parse_float(c: &Call) -> HelperResult {
@@ -68,6 +70,7 @@ fn parse_float(c: &Call) -> HelperResult {
     serde_json::Number::from_f64(f)
         .map(Value::Number)
         .ok_or_else(|| format!("{v:?} is not a finite number"))
+        .map_err(HelperError::from)
 }
 
 fn parse_json(c: &Call) -> HelperResult {
@@ -75,7 +78,9 @@ fn parse_json(c: &Call) -> HelperResult {
     if v.is_empty() {
         return Ok(Value::Object(Map::new()));
     }
-    serde_json::from_str(&v).map_err(|e| format!("invalid JSON: {e}"))
+    serde_json::from_str(&v)
+        .map_err(|e| format!("invalid JSON: {e}"))
+        .map_err(HelperError::from)
 }
 
 fn parse_yaml(c: &Call) -> HelperResult {
@@ -83,7 +88,9 @@ fn parse_yaml(c: &Call) -> HelperResult {
     if v.is_empty() {
         return Ok(Value::Object(Map::new()));
     }
-    serde_norway::from_str(&v).map_err(|e| format!("invalid YAML: {e}"))
+    serde_norway::from_str(&v)
+        .map_err(|e| format!("invalid YAML: {e}"))
+        .map_err(HelperError::from)
 }
 
 /// Go's encoding/json escapes `<`, `>`, `&`, U+2028 and U+2029 inside strings.
@@ -95,21 +102,26 @@ fn go_escape(json: String) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
-fn compact(v: &Value) -> Result<String, String> {
-    serde_json::to_string(v).map_err(|e| e.to_string())
+fn compact(v: &Value) -> Result<String, HelperError> {
+    serde_json::to_string(v)
+        .map_err(|e| e.to_string())
+        .map_err(HelperError::from)
 }
 
-fn pretty(v: &Value) -> Result<String, String> {
-    serde_json::to_string_pretty(v).map_err(|e| e.to_string())
+fn pretty(v: &Value) -> Result<String, HelperError> {
+    serde_json::to_string_pretty(v)
+        .map_err(|e| e.to_string())
+        .map_err(HelperError::from)
 }
 
 /// Encoders recurse: refuse a value nested past `limits::VALUE_DEPTH` first.
-fn shallow(v: &Value) -> Result<(), String> {
+fn shallow(v: &Value) -> Result<(), HelperError> {
     if crate::limits::depth(v, crate::limits::VALUE_DEPTH) > crate::limits::VALUE_DEPTH {
         return Err(format!(
             "the value nests deeper than {} levels",
             crate::limits::VALUE_DEPTH
-        ));
+        )
+        .into());
     }
     Ok(())
 }
@@ -161,7 +173,7 @@ fn decode(engine: &base64::engine::GeneralPurpose, input: &str) -> HelperResult 
             "the decoded bytes are not UTF-8 text (invalid byte at offset {}); templates render text only",
             e.utf8_error().valid_up_to()
         )
-    })
+    }).map_err(HelperError::from)
 }
 
 fn base64_decode(c: &Call) -> HelperResult {

@@ -1,6 +1,6 @@
 //! Local values: `env`, `envOrDefault`, `mustEnv`, `file`, `timestamp`.
 
-use super::{spec, Call, HelperResult, Spec};
+use super::{spec, Call, HelperError, HelperResult, Spec};
 use crate::dependency::Dependency;
 use crate::template::scope::{self, Lookup, Missing};
 use serde_json::Value;
@@ -31,7 +31,7 @@ fn must_env(c: &Call) -> HelperResult {
     let name = c.str(0)?;
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => Ok(Value::String(v)),
-        _ => Err(format!("required environment variable {name} is empty")),
+        _ => Err(format!("required environment variable {name} is empty").into()),
     }
 }
 
@@ -75,7 +75,7 @@ fn file(c: &Call) -> HelperResult {
 }
 
 /// A path outside the sandbox, after resolving symlinks, is an error.
-fn check_sandbox(sandbox: &Path, path: &Path) -> Result<(), String> {
+fn check_sandbox(sandbox: &Path, path: &Path) -> Result<(), HelperError> {
     let sandbox = sandbox
         .canonicalize()
         .map_err(|e| format!("sandbox_path {}: {e}", sandbox.display()))?;
@@ -101,7 +101,7 @@ fn check_sandbox(sandbox: &Path, path: &Path) -> Result<(), String> {
     if full.starts_with(&sandbox) {
         Ok(())
     } else {
-        Err(format!("'{}' is outside of sandbox", path.display()))
+        Err(format!("'{}' is outside of sandbox", path.display()).into())
     }
 }
 

@@ -2,7 +2,7 @@
 //! Go, `B | subtract A` = B − A; here the arguments read left to right). Integers stay integers;
 //! a float on either side gives a float.
 
-use super::{spec, Call, HelperResult, Spec};
+use super::{spec, Call, HelperError, HelperResult, Spec};
 use serde_json::{Number, Value};
 
 pub const HELPERS: &[Spec] = &[
@@ -20,7 +20,7 @@ enum Num {
     Float(f64),
 }
 
-fn num(c: &Call, i: usize) -> Result<Num, String> {
+fn num(c: &Call, i: usize) -> Result<Num, HelperError> {
     match c.arg(i) {
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
@@ -33,7 +33,8 @@ fn num(c: &Call, i: usize) -> Result<Num, String> {
             "argument {} must be a number, got {}",
             i + 1,
             super::kind(other)
-        )),
+        )
+        .into()),
     }
 }
 

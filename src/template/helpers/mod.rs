@@ -28,7 +28,37 @@ pub struct Call<'a> {
     pub hash: BTreeMap<&'a str, &'a Value>,
 }
 
-pub type HelperResult = Result<Value, String>;
+pub type HelperResult = Result<Value, HelperError>;
+
+/// Why a helper call failed; the render error adds the helper's name and where it was called.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HelperError {
+    /// An argument of the wrong kind.
+    #[error("argument {position} must be {want}, got {got}")]
+    Argument {
+        position: usize,
+        want: &'static str,
+        got: String,
+    },
+    /// A result that would be too large to make.
+    #[error(transparent)]
+    TooLarge(#[from] crate::limits::TooLarge),
+    /// Anything else: what the helper could not do, and why.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for HelperError {
+    fn from(s: String) -> HelperError {
+        HelperError::Failed(s)
+    }
+}
+
+impl From<&str> for HelperError {
+    fn from(s: &str) -> HelperError {
+        HelperError::Failed(s.into())
+    }
+}
 
 /// What a helper that reads the store returns: a value it made, or one it found there (which
 /// handlebars then reads in place).
@@ -47,7 +77,7 @@ impl From<Value> for Out {
 #[derive(Clone, Copy)]
 pub enum Func {
     Plain(fn(&Call) -> HelperResult),
-    Store(fn(&Call) -> Result<Out, String>),
+    Store(fn(&Call) -> Result<Out, HelperError>),
 }
 
 /// A helper: name, fewest and most positional arguments, function.
@@ -78,7 +108,7 @@ pub const fn store_spec(
     name: &'static str,
     min: usize,
     max: usize,
-    func: fn(&Call) -> Result<Out, String>,
+    func: fn(&Call) -> Result<Out, HelperError>,
 ) -> Spec {
     Spec {
         name,
@@ -242,67 +272,56 @@ impl Call<'_> {
         self.args.get(i).copied().unwrap_or(&Value::Null)
     }
 
-    pub fn str(&self, i: usize) -> Result<&str, String> {
+    pub fn str(&self, i: usize) -> Result<&str, HelperError> {
         match self.arg(i) {
             Value::String(s) => Ok(s),
-            other => Err(format!(
-                "argument {} must be a string, got {}",
-                i + 1,
-                kind(other)
-            )),
+            other => Err(argument(i, "a string", kind(other))),
         }
     }
 
     /// A string, or a number/bool shown as text (for places Go would accept a Stringer).
-    pub fn text(&self, i: usize) -> Result<String, String> {
+    pub fn text(&self, i: usize) -> Result<String, HelperError> {
         match self.arg(i) {
             Value::String(s) => Ok(s.clone()),
             Value::Number(n) => Ok(n.to_string()),
             Value::Bool(b) => Ok(b.to_string()),
-            other => Err(format!(
-                "argument {} must be a string, got {}",
-                i + 1,
-                kind(other)
-            )),
+            other => Err(argument(i, "a string", kind(other))),
         }
     }
 
-    pub fn list(&self, i: usize) -> Result<&Vec<Value>, String> {
+    pub fn list(&self, i: usize) -> Result<&Vec<Value>, HelperError> {
         match self.arg(i) {
             Value::Array(a) => Ok(a),
-            other => Err(format!(
-                "argument {} must be a list, got {}",
-                i + 1,
-                kind(other)
-            )),
+            other => Err(argument(i, "a list", kind(other))),
         }
     }
 
-    pub fn map(&self, i: usize) -> Result<&serde_json::Map<String, Value>, String> {
+    pub fn map(&self, i: usize) -> Result<&serde_json::Map<String, Value>, HelperError> {
         match self.arg(i) {
             Value::Object(m) => Ok(m),
-            other => Err(format!(
-                "argument {} must be a map, got {}",
-                i + 1,
-                kind(other)
-            )),
+            other => Err(argument(i, "a map", kind(other))),
         }
     }
 
     /// An integer, or a string holding one.
-    pub fn int(&self, i: usize) -> Result<i64, String> {
+    pub fn int(&self, i: usize) -> Result<i64, HelperError> {
         match self.arg(i) {
             Value::Number(n) if n.is_i64() => Ok(n.as_i64().unwrap_or_default()),
             Value::String(s) => s
                 .trim()
                 .parse()
-                .map_err(|_| format!("argument {} must be an integer, got {s:?}", i + 1)),
-            other => Err(format!(
-                "argument {} must be an integer, got {}",
-                i + 1,
-                kind(other)
-            )),
+                .map_err(|_| argument(i, "an integer", &format!("{s:?}"))),
+            other => Err(argument(i, "an integer", kind(other))),
         }
+    }
+}
+
+/// Argument `i` (0-based) is not what the helper takes.
+fn argument(i: usize, want: &'static str, got: &str) -> HelperError {
+    HelperError::Argument {
+        position: i + 1,
+        want,
+        got: got.into(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! String helpers: `join`, `split`, `splitToMap`, `trim*`, case, `replaceAll`, regexes, `indent`.
 
-use super::{spec, to_text, Call, HelperResult, Spec};
+use super::{spec, to_text, Call, HelperError, HelperResult, Spec};
 use crate::limits;
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -131,8 +131,10 @@ fn replace_all(c: &Call) -> HelperResult {
     s(input.replace(from, to))
 }
 
-fn compile(re: &str) -> Result<Regex, String> {
-    Regex::new(re).map_err(|e| format!("invalid regular expression {re:?}: {e}"))
+fn compile(re: &str) -> Result<Regex, HelperError> {
+    Regex::new(re)
+        .map_err(|e| format!("invalid regular expression {re:?}: {e}"))
+        .map_err(HelperError::from)
 }
 
 /// `regexMatch RE S`.
