@@ -30,9 +30,7 @@ fn measure(mut make: impl FnMut() -> Command) -> (Vec<Duration>, i64) {
         assert!(status.success(), "the measured run failed");
     }
     times.sort();
-    let rss = getrusage(UsageWho::RUSAGE_CHILDREN)
-        .map(|u| u.max_rss())
-        .unwrap_or(-1);
+    let rss = getrusage(UsageWho::RUSAGE_CHILDREN).map_or(-1, |u| u.max_rss());
     (times, rss)
 }
 

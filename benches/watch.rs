@@ -17,7 +17,7 @@ use support::{wait_until, Consul, Dir};
 
 const CHANGES: usize = 200;
 
-/// Peak resident set of a process (VmHWM), in KiB.
+/// Peak resident set of a process (`VmHWM`), in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -28,7 +28,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 fn inode(path: &std::path::Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0)
+    std::fs::metadata(path).map_or(0, |m| m.ino())
 }
 
 fn blue_green() {

@@ -158,9 +158,10 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     // Once mode builds `service` instances with only the fields the templates can read; a
     // watcher keeps them whole (a reload may bring templates that read more).
     let fields = if cfg.once {
-        jobs.iter()
-            .map(|j| j.engine.fields().clone())
-            .fold(Fields::Only(Default::default()), Fields::union)
+        jobs.iter().map(|j| j.engine.fields().clone()).fold(
+            Fields::Only(std::collections::BTreeSet::default()),
+            Fields::union,
+        )
     } else {
         Fields::All
     };
@@ -439,7 +440,7 @@ fn convert(args: &[String]) -> Result<ExitCode, Failure> {
     while let Some(a) = it.next() {
         match a.trim_start_matches('-') {
             "o" | "output" if a.starts_with('-') => {
-                out = Some(it.next().ok_or_else(usage)?.clone())
+                out = Some(it.next().ok_or_else(usage)?.clone());
             }
             "check" if a.starts_with('-') => check = true,
             _ if a.starts_with('-') => return Err(usage()),
@@ -482,24 +483,21 @@ fn convert(args: &[String]) -> Result<ExitCode, Failure> {
 
 /// A subcommand's result: written atomically to `path`, or printed.
 fn write_out(what: &str, path: Option<&std::path::Path>, bytes: &[u8]) -> Result<(), Failure> {
-    match path {
-        Some(path) => {
-            let opts = crate::output::WriteOptions {
-                perms: None,
-                backup: false,
-                create_dest_dirs: true,
-                owner: Default::default(),
-            };
-            crate::output::prepare(path, bytes, opts)
-                .and_then(|c| c.map_or(Ok(()), crate::output::Candidate::install))
-                .map_err(|e| Failure::Runtime(format!("{what}: {e:#}")))
-        }
-        None => {
-            use std::io::Write as _;
-            std::io::stdout()
-                .write_all(bytes)
-                .map_err(|e| Failure::Runtime(format!("{what}: writing to stdout: {e}")))
-        }
+    if let Some(path) = path {
+        let opts = crate::output::WriteOptions {
+            perms: None,
+            backup: false,
+            create_dest_dirs: true,
+            owner: crate::config::keys::Owner::default(),
+        };
+        crate::output::prepare(path, bytes, opts)
+            .and_then(|c| c.map_or(Ok(()), crate::output::Candidate::install))
+            .map_err(|e| Failure::Runtime(format!("{what}: {e:#}")))
+    } else {
+        use std::io::Write as _;
+        std::io::stdout()
+            .write_all(bytes)
+            .map_err(|e| Failure::Runtime(format!("{what}: writing to stdout: {e}")))
     }
 }
 

@@ -156,7 +156,7 @@ impl fmt::Display for Dependency {
                     HealthFilter::Any => write!(f, "|any")?,
                     HealthFilter::Statuses(l) => {
                         let names: Vec<&str> = l.iter().map(|s| s.as_str()).collect();
-                        write!(f, "|{}", names.join(","))?
+                        write!(f, "|{}", names.join(","))?;
                     }
                 }
                 write!(f, ")")

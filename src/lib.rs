@@ -1,6 +1,12 @@
 //! consul-render: render handlebars templates from Consul (or a data file), write them
 //! atomically, and run a command when the output changed. A drop-in for consul-template.
 
+// Every dependency is used by the library; dev-dependencies are the tests' (see Cargo.toml).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+// The binary's global allocator (main.rs).
+use mimalloc as _;
+
 pub mod app;
 pub mod capture;
 pub mod cli;

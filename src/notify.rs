@@ -55,9 +55,9 @@ impl Notifier {
 
     /// `RELOADING=1` with the monotonic time systemd's `Type=notify-reload` asks for.
     pub fn reloading(&self) {
-        let usec = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-            .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000)
-            .unwrap_or(0);
+        let usec = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+            t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000
+        });
         self.send(&[
             "RELOADING=1",
             &format!("MONOTONIC_USEC={usec}"),

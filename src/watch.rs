@@ -1,7 +1,7 @@
 //! Watch mode's eyes: one task per unique dependency, each a loop of blocking queries, and one
 //! file watcher for `file` dependencies and the `-data` file. They send `Event`s to the runner.
 //!
-//! Blocking-query rules (CONSUL_API.md §4): an index that goes backwards resets to 0 (fetch
+//! Blocking-query rules (`CONSUL_API.md` §4): an index that goes backwards resets to 0 (fetch
 //! afresh), 0 is never sent as a wait index, at least 100 ms pass between two fetches of one
 //! dependency, and only a changed value is sent. At most `max_connections` requests are open at
 //! once (`Gate`); a dependency's first fetch goes ahead of blocking queries, which would otherwise
@@ -246,7 +246,7 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket) {
                 let preempted = s.gate.preempt.notified();
                 tokio::select! {
                     r = s.source.fetch(&dep, Some(b)) => r,
-                    _ = preempted => {
+                    () = preempted => {
                         // A new dependency needs the connection: ask again later, same index.
                         last_fetch = None;
                         continue;
@@ -364,7 +364,10 @@ impl FileWatch {
         let Some(dir) = file.parent().map(Path::to_path_buf) else {
             return;
         };
-        let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = st.dirs.entry(dir.clone()).or_insert(0);
         *count += 1;
         if *count == 1 {
@@ -380,7 +383,7 @@ impl FileWatch {
         let abs = absolute(path);
         self.inner
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .files
             .entry(abs.clone())
             .or_default()
@@ -390,7 +393,10 @@ impl FileWatch {
 
     fn forget(&mut self, path: &Path) {
         let abs = absolute(path);
-        let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         st.files.remove(&abs);
         let Some(dir) = abs.parent().map(Path::to_path_buf) else {
             return;
@@ -421,13 +427,13 @@ async fn settle(
                 Some(p) => { due.insert(p, Instant::now() + FILE_SETTLE); }
                 None => return,
             },
-            _ = async { tokio::time::sleep_until(next.unwrap_or_else(Instant::now)).await }, if next.is_some() => {
+            () = async { tokio::time::sleep_until(next.unwrap_or_else(Instant::now)).await }, if next.is_some() => {
                 let now = Instant::now();
                 let ready: Vec<PathBuf> = due.iter().filter(|(_, t)| **t <= now).map(|(p, _)| p.clone()).collect();
                 for p in ready {
                     due.remove(&p);
                     let (deps, is_data) = {
-                        let st = state.lock().unwrap_or_else(|e| e.into_inner());
+                        let st = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                         (st.files.get(&p).cloned().unwrap_or_default(), st.data_file.as_ref() == Some(&p))
                     };
                     if is_data && tx.send(Event::DataFile).is_err() {

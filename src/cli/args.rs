@@ -5,6 +5,9 @@
 //! Go-style booleans (`-once`, `-once=false`) are `Option<bool>` with `num_args = 0..=1`;
 //! the argv rewrite normalises their values before clap sees them.
 
+// The doc comments are the --help text, not rustdoc: no backticks in them.
+#![allow(clippy::doc_markdown)]
+
 use crate::config::template_spec::TemplateSpec;
 use crate::config::{EnvPair, GoDuration, LogFormat, LogLevel, SignalName, Syntax, Wait};
 use clap::{ArgAction, Parser};

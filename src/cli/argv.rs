@@ -249,7 +249,7 @@ mod tests {
 
     fn rw(args: &[&str]) -> Result<Rewritten, ArgvError> {
         let mut v = vec!["consul-render".to_string()];
-        v.extend(args.iter().map(|s| s.to_string()));
+        v.extend(args.iter().map(std::string::ToString::to_string));
         rewrite(&v, &Args::command())
     }
 

@@ -28,7 +28,7 @@ impl fmt::Display for Layer {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// One value is wrong; `key` is the path inside a file (`template[0].perms`).
-    #[error("{layer}: {}{source}", key_prefix(.key))]
+    #[error("{layer}: {}{source}", key_prefix(.key.as_ref()))]
     Value {
         layer: Layer,
         key: Option<String>,
@@ -51,8 +51,8 @@ pub enum ConfigError {
     Named { what: String, why: String },
 }
 
-fn key_prefix(key: &Option<String>) -> String {
-    key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default()
+fn key_prefix(key: Option<&String>) -> String {
+    key.map(|k| format!("{k}: ")).unwrap_or_default()
 }
 
 impl ConfigError {

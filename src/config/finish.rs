@@ -116,10 +116,10 @@ fn consul(k: super::partial::ConsulSettings) -> Consul {
         block_query_wait: k.block_query_wait.unwrap_or(defaults::BLOCK_QUERY_WAIT),
         max_connections: k
             .max_connections
-            .map_or(defaults::MAX_CONNECTIONS, |n| n.get()),
+            .map_or(defaults::MAX_CONNECTIONS, std::num::NonZero::get),
         max_response_bytes: k
             .max_response_bytes
-            .map_or(crate::limits::RESPONSE_BYTES, |n| n.get()),
+            .map_or(crate::limits::RESPONSE_BYTES, std::num::NonZero::get),
         namespace: k.namespace,
         partition: k.partition,
         transport: Transport {

@@ -156,7 +156,7 @@ impl Parser {
     fn item_value(&mut self) -> Result<Value, HclError> {
         self.skip_trivia(false)?;
         match self.peek() {
-            Some('=') | Some(':') => {
+            Some('=' | ':') => {
                 self.pos += 1;
                 self.skip_trivia(false)?;
                 self.value()
@@ -354,7 +354,7 @@ fn insert(map: &mut Map<String, Value>, key: String, value: Value) {
             map.insert(key, value);
         }
         Some(Value::Array(list)) if value.is_object() && list.iter().all(Value::is_object) => {
-            list.push(value)
+            list.push(value);
         }
         Some(existing) => {
             let first = existing.take();

@@ -125,7 +125,7 @@ pub fn default_delimiters(d: &DelimitersFile) -> Result<(), ValueError> {
 fn disabled(v: &Value) -> bool {
     match v.get("enabled") {
         Some(Value::Bool(false)) => true,
-        _ => v.as_object().is_some_and(|m| m.is_empty()),
+        _ => v.as_object().is_some_and(serde_json::Map::is_empty),
     }
 }
 

@@ -274,7 +274,7 @@ impl Emitter {
                 let names: Vec<String> = p.decl.iter().map(|v| param_name(v)).collect();
                 let params = match (helper, names.as_slice()) {
                     (_, []) => String::new(),
-                    ("each", [e]) | ("with", [e]) => format!(" as |{e}|"),
+                    ("each" | "with", [e]) => format!(" as |{e}|"),
                     ("each", [i, e]) => format!(" as |{e} {i}|"),
                     _ => {
                         return Err(ConvertError::at(
@@ -329,7 +329,7 @@ impl Emitter {
             Some([Arg::Var(v, f)]) if p.cmds.len() == 1 && f.is_empty() => {
                 matches!(self.var(v, pos), Ok(Var::Index(_)))
             }
-            Some([Arg::Field(f)] | [Arg::Var(_, f)]) if p.cmds.len() == 1 => f
+            Some([Arg::Field(f) | Arg::Var(_, f)]) if p.cmds.len() == 1 => f
                 .last()
                 .is_some_and(|l| SCALAR_FIELDS.contains(&l.as_str())),
             Some([Arg::Str(_) | Arg::Num(_) | Arg::Bool(_)]) => true,

@@ -287,7 +287,7 @@ fn pipe(toks: &[Tok], at: &mut usize, pos: Pos) -> Result<Pipeline, ConvertError
         look += 1;
         match toks.get(look) {
             Some(Tok::Comma) => look += 1,
-            Some(Tok::Declare) | Some(Tok::Assign) => {
+            Some(Tok::Declare | Tok::Assign) => {
                 p.assign = toks[look] == Tok::Assign;
                 p.decl = names.clone();
                 *at = look + 1;

@@ -105,16 +105,15 @@ impl ExecChild {
         if let Some(sig) = cfg.kill_signal {
             self.signal(sig);
         }
-        match tokio::time::timeout(cfg.kill_timeout, self.exited()).await {
-            Ok(code) => code,
-            Err(_) => {
-                tracing::warn!(
-                    pid = self.pid.as_raw(),
-                    "the exec child outlived -exec-kill-timeout: SIGKILL"
-                );
-                let _ = killpg(self.pid, Signal::SIGKILL);
-                self.exited().await
-            }
+        if let Ok(code) = tokio::time::timeout(cfg.kill_timeout, self.exited()).await {
+            code
+        } else {
+            tracing::warn!(
+                pid = self.pid.as_raw(),
+                "the exec child outlived -exec-kill-timeout: SIGKILL"
+            );
+            let _ = killpg(self.pid, Signal::SIGKILL);
+            self.exited().await
         }
     }
 }
@@ -126,8 +125,7 @@ pub fn splay(max: Duration) -> Duration {
     }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u128)
-        .unwrap_or(0);
+        .map_or(0, |d| u128::from(d.subsec_nanos()));
     Duration::from_nanos((nanos * 2_654_435_761 % max.as_nanos().max(1)) as u64)
 }
 

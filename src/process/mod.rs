@@ -157,7 +157,9 @@ impl StderrTail {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         let _ = std::io::Write::write_all(&mut ours, &buf[..n]);
-                        let mut t = kept.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut t = kept
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
                         t.extend_from_slice(&buf[..n]);
                         if t.len() > TAIL_BYTES * 2 {
                             let cut = t.len() - TAIL_BYTES;
@@ -175,7 +177,10 @@ impl StderrTail {
     /// is still open (someone outside the command still holds it).
     fn finish(self, grace: Duration) -> (String, bool) {
         let held = self.done.recv_timeout(grace).is_err();
-        let t = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+        let t = self
+            .tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let start = t.len().saturating_sub(TAIL_BYTES);
         let text = String::from_utf8_lossy(&t[start..]).trim_end().to_string();
         (text, held)

@@ -46,7 +46,10 @@ pub struct Spawned {
 pub fn spawn(cmd: &mut Command) -> std::io::Result<Spawned> {
     start();
     let reg = registry();
-    let mut waiters = reg.waiters.lock().unwrap_or_else(|e| e.into_inner());
+    let mut waiters = reg
+        .waiters
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let child = cmd.spawn()?;
     let pid = child.id() as i32;
     let (tx, exit) = mpsc::channel();
@@ -71,7 +74,10 @@ fn reap() {
         match waitid(Id::All, WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
             Ok(peeked) => {
                 let Some(pid) = peeked.pid() else { continue };
-                let mut waiters = reg.waiters.lock().unwrap_or_else(|e| e.into_inner());
+                let mut waiters = reg
+                    .waiters
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let (pid, code) = match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
                     Ok(WaitStatus::Exited(pid, code)) => (pid, code),
                     Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32),
@@ -86,7 +92,10 @@ fn reap() {
             }
             Err(Errno::ECHILD) => {
                 // No children: sleep until one is spawned (or a while, for inherited orphans).
-                let waiters = reg.waiters.lock().unwrap_or_else(|e| e.into_inner());
+                let waiters = reg
+                    .waiters
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let _ = reg
                     .spawned
                     .wait_timeout(waiters, Duration::from_millis(500));

@@ -169,7 +169,7 @@ fn restore_backup(dest: &std::path::Path) -> anyhow::Result<()> {
         perms: None,
         backup: false,
         create_dest_dirs: false,
-        owner: Default::default(),
+        owner: crate::config::keys::Owner::default(),
     };
     if let Some(c) = output::prepare(dest, &previous, opts)? {
         c.install()?;
@@ -203,9 +203,10 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
                 }
             }
         };
-        match candidate {
-            Some(c) => candidates.push((job, c, dest.exists())),
-            None => tracing::info!(dest = %dest.display(), "unchanged: nothing written"),
+        if let Some(c) = candidate {
+            candidates.push((job, c, dest.exists()));
+        } else {
+            tracing::info!(dest = %dest.display(), "unchanged: nothing written");
         }
     }
     let refused: Vec<String> = candidates
@@ -310,7 +311,7 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
                     for dest in &rolled {
                         match restore_backup(dest) {
                             Ok(()) => {
-                                tracing::warn!(dest = %dest.display(), "command failed: restored the previous file")
+                                tracing::warn!(dest = %dest.display(), "command failed: restored the previous file");
                             }
                             Err(e) => msg.push_str(&format!(
                                 "\nrollback of {} failed: {e:#}",

@@ -78,7 +78,7 @@ pub async fn once(
                             pending_report.push((job.name.clone(), m.clone()));
                         }
                         Missing::Absent(_) | Missing::Empty(_) => {
-                            never.push((job.name.clone(), m.clone()))
+                            never.push((job.name.clone(), m.clone()));
                         }
                     }
                 }

@@ -112,7 +112,7 @@ pub async fn watch(
     let all_rendered = Arc::new(AtomicBool::new(jobs.is_empty()));
     let data_file = data
         .as_ref()
-        .and_then(|d| d.path().map(|p| p.to_path_buf()));
+        .and_then(|d| d.path().map(std::path::Path::to_path_buf));
     let mut watchers = Watchers::new(&cfg, source, tx, all_rendered.clone(), data_file.as_deref());
     let mut store: Arc<Store> = Arc::new(Store::new());
     let mut state: Vec<JobState> = jobs.iter().map(|_| JobState::default()).collect();
@@ -145,17 +145,14 @@ pub async fn watch(
                 } else if written > 0 {
                     if let Some(c) = &mut child {
                         tokio::time::sleep(exec::splay(exec_cfg.splay)).await;
-                        match exec_cfg.reload_signal {
-                            Some(sig) => {
-                                tracing::info!(signal = %sig, "sending the exec child its reload signal");
-                                c.signal(sig);
-                            }
-                            None => {
-                                tracing::info!("restarting the exec child");
-                                c.stop(exec_cfg).await;
-                                let env = exec::environment(exec_cfg, &deliver::command_env(&cfg));
-                                *c = ExecChild::start(exec_cfg, &env).map_err(RunError::Child)?;
-                            }
+                        if let Some(sig) = exec_cfg.reload_signal {
+                            tracing::info!(signal = %sig, "sending the exec child its reload signal");
+                            c.signal(sig);
+                        } else {
+                            tracing::info!("restarting the exec child");
+                            c.stop(exec_cfg).await;
+                            let env = exec::environment(exec_cfg, &deliver::command_env(&cfg));
+                            *c = ExecChild::start(exec_cfg, &env).map_err(RunError::Child)?;
                         }
                     }
                 }
@@ -214,7 +211,7 @@ pub async fn watch(
                     }
                 }
             }
-            _ = tokio::time::sleep_until(next_quiet.unwrap_or_else(Instant::now)), if next_quiet.is_some() => {
+            () = tokio::time::sleep_until(next_quiet.unwrap_or_else(Instant::now)), if next_quiet.is_some() => {
                 let now = Instant::now();
                 for (j, s) in state.iter_mut().enumerate() {
                     if s.quiet.is_some_and(|(at, _)| at <= now) {
@@ -243,7 +240,7 @@ pub async fn watch(
                     c.signal(sig);
                 }
             }
-            _ = signals::reloaded(&mut reload_signal) => {
+            () = signals::reloaded(&mut reload_signal) => {
                 notifier.reloading();
                 let outcome = reload();
                 let status = match &outcome {
@@ -380,10 +377,10 @@ fn log_waiting(job: &Job, state: &mut JobState, missing: Vec<Missing>) {
             match m {
                 Missing::Pending(d) => tracing::debug!(template = %job.name, "waiting for {d}"),
                 Missing::Absent(d) => {
-                    tracing::warn!(template = %job.name, "waiting for {d}: it does not exist")
+                    tracing::warn!(template = %job.name, "waiting for {d}: it does not exist");
                 }
                 Missing::Empty(d) => {
-                    tracing::warn!(template = %job.name, "waiting for {d}: it is empty")
+                    tracing::warn!(template = %job.name, "waiting for {d}: it is empty");
                 }
             }
         }

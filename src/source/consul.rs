@@ -1,4 +1,4 @@
-//! Consul's HTTP API as a `Source`: endpoints, headers, TLS, tokens, retries (CONSUL_API.md).
+//! Consul's HTTP API as a `Source`: endpoints, headers, TLS, tokens, retries (`CONSUL_API.md`).
 //!
 //! Every dependency maps to one read endpoint; answers go through `model` like the data file's.
 //! The token travels only in `X-Consul-Token` and appears in no message. Errors name the request
@@ -484,7 +484,7 @@ impl Source for ConsulSource {
     }
 }
 
-/// True when `address` (`host:port`, or a URL) names this machine: 127.0.0.0/8, ::1, localhost.
+/// True when `address` (`host:port`, or a URL) names this machine: 127.0.0.0/8, `::1`, localhost.
 fn is_loopback(address: &str) -> bool {
     let url = if address.contains("://") {
         Url::parse(address)

@@ -114,7 +114,7 @@ impl Source for DataSource {
                 let deadline = tokio::time::Instant::now() + b.wait;
                 while rx.borrow_and_update().generation <= b.index {
                     match tokio::time::timeout_at(deadline, rx.changed()).await {
-                        Ok(Ok(())) => continue,
+                        Ok(Ok(())) => {}
                         _ => break,
                     }
                 }

@@ -1,4 +1,4 @@
-//! Consul's JSON shapes (as CONSUL_API.md gives them) and their conversion into helper values.
+//! Consul's JSON shapes (as `CONSUL_API.md` gives them) and their conversion into helper values.
 //!
 //! Both the HTTP client and the data file produce these shapes, and one set of functions turns
 //! them into what templates see (address fallback, aggregated status, health filters, sorting),
@@ -223,7 +223,7 @@ fn node_value(n: &Node) -> Value {
     })
 }
 
-/// An object from pairs already sorted by key: serde_json's map is a B-tree, which builds
+/// An object from pairs already sorted by key: `serde_json`'s map is a B-tree, which builds
 /// from sorted pairs in one pass instead of one search per insert (10,000 instances × 17 keys).
 fn sorted_object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
     debug_assert!(

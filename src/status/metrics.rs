@@ -1,4 +1,4 @@
-//! The Prometheus metrics (`GET /metrics`, OpenMetrics text via prometheus-client): one
+//! The Prometheus metrics (`GET /metrics`, `OpenMetrics` text via prometheus-client): one
 //! process-wide set, updated where things happen (renders, writes, commands, Consul requests)
 //! and read by the status server. Labels never hold a token or template contents.
 
@@ -186,7 +186,7 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text exposition.
+    /// The `OpenMetrics` text exposition.
     pub fn encode(&self) -> String {
         self.sample_process();
         let mut out = String::new();

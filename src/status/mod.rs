@@ -2,7 +2,7 @@
 //! 200 while the render loop turns (503 when it has been busy past `stuck_after`, a hung
 //! command or render); `GET /ready` is 503 until every template has rendered once and while
 //! Consul has been unreachable longer than `-status-consul-timeout`; `GET /metrics` is the
-//! OpenMetrics text of `metrics`. Nothing served holds the token or template contents.
+//! `OpenMetrics` text of `metrics`. Nothing served holds the token or template contents.
 
 pub mod metrics;
 

@@ -95,7 +95,7 @@ fn collect_block_params(t: &Template, out: &mut BTreeSet<String>) {
                 match &h.block_param {
                     Some(BlockParam::Single(p)) => out.extend(name(p)),
                     Some(BlockParam::Pair((a, b))) => {
-                        out.extend(name(a).into_iter().chain(name(b)))
+                        out.extend(name(a).into_iter().chain(name(b)));
                     }
                     _ => {}
                 }
@@ -176,7 +176,7 @@ impl Walk {
         };
         let calls = !params.is_empty();
         self.names
-            .extend(reads(helper).iter().map(|f| f.to_string()));
+            .extend(reads(helper).iter().map(std::string::ToString::to_string));
         for (i, p) in params.iter().enumerate() {
             if calls && self.carries(p) && !may_take(helper, i, params) {
                 self.all = true;

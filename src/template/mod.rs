@@ -85,7 +85,7 @@ impl Engine {
         rewrite::block_params_shadow_helpers(&mut t, &helpers::is_known);
         hb.register_template(MAIN, t);
         let fields = hb.get_templates().values().map(fields::of).fold(
-            fields::Fields::Only(Default::default()),
+            fields::Fields::Only(std::collections::BTreeSet::default()),
             fields::Fields::union,
         );
         Ok(Engine {
@@ -208,7 +208,7 @@ fn walk(t: &Template, found: &mut Found) {
         let pos = t.mapping.get(i).map_or((1, 1), |m| (m.0, m.1));
         match el {
             TemplateElement::Expression(h) | TemplateElement::HtmlExpression(h) => {
-                check_helper(h, false, pos, found)
+                check_helper(h, false, pos, found);
             }
             TemplateElement::HelperBlock(h) => check_helper(h, true, pos, found),
             TemplateElement::DecoratorBlock(d) | TemplateElement::PartialBlock(d) => {

@@ -97,8 +97,7 @@ impl HelperDef for Value {
 /// A helper's first parameter's value (nothing when there is none).
 fn first_param(h: &Helper<'_>) -> serde_json::Value {
     h.param(0)
-        .map(|p| p.value().clone())
-        .unwrap_or(serde_json::Value::Null)
+        .map_or(serde_json::Value::Null, |p| p.value().clone())
 }
 
 /// `{{#LET value as |name|}}…{{/LET}}`: the body with `name` bound to `value` and the context

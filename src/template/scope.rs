@@ -69,17 +69,16 @@ impl Store {
                 self.values()[n] = v;
                 Slot::Value(n)
             }
-            (Some(v), _) => match self.free.pop() {
-                Some(n) => {
+            (Some(v), _) => {
+                if let Some(n) = self.free.pop() {
                     self.values()[n] = v;
                     Slot::Value(n)
-                }
-                None => {
+                } else {
                     let list = self.values();
                     list.push(v);
                     Slot::Value(list.len() - 1)
                 }
-            },
+            }
         };
         self.slots.insert(dep, slot);
     }
@@ -197,10 +196,10 @@ impl Scope {
                 store,
                 sandbox,
                 used: Vec::new(),
-                seen: Default::default(),
+                seen: std::collections::HashSet::default(),
                 missing: Vec::new(),
-                missing_seen: Default::default(),
-            })
+                missing_seen: std::collections::HashSet::default(),
+            });
         });
         Scope(())
     }
@@ -254,7 +253,7 @@ pub fn mark_missing(m: Missing) {
         if let Some(state) = c.borrow_mut().as_mut() {
             push_missing(state, m);
         }
-    })
+    });
 }
 
 fn push_missing(state: &mut State, m: Missing) {

@@ -1,4 +1,4 @@
-//! consul-template's config keys beyond the core, through the binary: HashiCorp's documented
+//! consul-template's config keys beyond the core, through the binary: `HashiCorp`'s documented
 //! examples load unchanged; owners, a template's `exec { env kill_signal }`, `exec.enabled`,
 //! delimiters, `err_on_failed_lookup`, the transport; the blocks we do not act on warn or are
 //! refused with the reason.

@@ -167,7 +167,8 @@ fn render_with(
     catalog: &Catalog,
     fields: &dyn Fn(&Engine) -> model::Fields,
 ) -> Option<Result<String, String>> {
-    let engine = Engine::compile("t.hbs", src, &Default::default()).ok()?;
+    let engine =
+        Engine::compile("t.hbs", src, &consul_render::template::Options::default()).ok()?;
     let fields = fields(&engine);
     let mut store = Store::new();
     for _ in 0..4 {
@@ -200,7 +201,11 @@ const DATA: &str = r#"{"nodes": [{"Node": "n1", "Address": "10.0.0.1"}],
 
 /// Renders `src` as once mode does (a few passes, answering dependencies from the data file).
 fn render_passes(src: &str, catalog: &Catalog) {
-    let Ok(engine) = Engine::compile("fuzz.hbs", src, &Default::default()) else {
+    let Ok(engine) = Engine::compile(
+        "fuzz.hbs",
+        src,
+        &consul_render::template::Options::default(),
+    ) else {
         return;
     };
     let _ = engine.problems();

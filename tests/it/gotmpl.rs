@@ -119,7 +119,7 @@ fn convert_prints_writes_and_checks() {
         .stderr_has("nosuchfunc");
 }
 
-/// consul-template's TestTemplate_Execute cases whose converted template renders something
+/// consul-template's `TestTemplate_Execute` cases whose converted template renders something
 /// other than their port, and why. Where the port prints a list or map with `join` or `toJSON`,
 /// the converted Go template prints it as Go does: that is Go's expected output, checked here.
 const DIFFERENT: &[(&str, &str, Option<&str>)] = &[
@@ -144,7 +144,7 @@ struct GoCase {
     go: String,
 }
 
-/// consul-template's TestTemplate_Execute templates as written (Go), converted, then rendered
+/// consul-template's `TestTemplate_Execute` templates as written (Go), converted, then rendered
 /// with the data, environment and expected output of their port in `ported.rs`.
 #[test]
 fn consul_templates_execute_cases_convert_and_render() {

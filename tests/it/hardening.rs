@@ -639,7 +639,7 @@ fn a_symlink_renamed_over_the_temp_file_never_changes_another_file() {
     assert_eq!(d.read("victim"), "v\n");
     let dest = std::fs::symlink_metadata(d.join("out/conf"));
     assert!(
-        dest.as_ref().map_or(true, |m| m.is_file()),
+        dest.as_ref().map_or(true, std::fs::Metadata::is_file),
         "the destination became a symlink"
     );
 }

@@ -1,6 +1,6 @@
 //! consul-template's own test cases, ported: each case's data and expected result are the facts
-//! of consul-template's test (template/template_test.go TestTemplate_Execute,
-//! template/funcs_test.go, manager/runner_test.go TestRunner_Run and TestRunner_command), the
+//! of consul-template's test (`template/template_test.go` `TestTemplate_Execute`,
+//! `template/funcs_test.go`, `manager/runner_test.go` `TestRunner_Run` and `TestRunner_command`), the
 //! template is its handlebars equivalent, and it runs through the built binary (`-once -dry`
 //! from a data file, or with a command). Go prints lists as `[a b]` and maps as `map[k:v]`;
 //! where a case prints one, the port prints the same items with `join` or `toJSON`.

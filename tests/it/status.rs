@@ -1,5 +1,5 @@
 //! `-status-addr` through the binary: /health, /ready across the first render and a Consul
-//! outage, and /metrics read by prometheus-client's own OpenMetrics parser.
+//! outage, and /metrics read by prometheus-client's own `OpenMetrics` parser.
 
 use crate::support::{free_port, repo, wait_until, Consul, Dir};
 use std::time::Duration;

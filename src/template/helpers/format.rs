@@ -319,7 +319,7 @@ mod tests {
             let c = Call {
                 name: "t",
                 args: refs,
-                hash: Default::default(),
+                hash: std::collections::BTreeMap::default(),
             };
             (go_or(&c).unwrap(), go_and(&c).unwrap())
         };

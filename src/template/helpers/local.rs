@@ -86,7 +86,7 @@ fn check_sandbox(sandbox: &Path, path: &Path) -> Result<(), HelperError> {
         match existing.canonicalize() {
             Ok(p) => break p,
             Err(_) => match (
-                existing.file_name().map(|n| n.to_os_string()),
+                existing.file_name().map(std::ffi::OsStr::to_os_string),
                 existing.parent(),
             ) {
                 (Some(name), Some(parent)) => {

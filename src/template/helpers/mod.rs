@@ -175,7 +175,11 @@ impl HelperDef for Adapter {
         rc: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let spec = self.0;
-        let args: Vec<&Value> = h.params().iter().map(|p| p.value()).collect();
+        let args: Vec<&Value> = h
+            .params()
+            .iter()
+            .map(handlebars::PathAndJson::value)
+            .collect();
         if args.len() < spec.min || args.len() > spec.max {
             let want = match (spec.min, spec.max) {
                 (a, b) if a == b => format!("{a}"),
@@ -237,19 +241,18 @@ impl HelperDef for HelperMissing {
 
 /// The message for a helper we do not have.
 pub fn unknown_message(name: &str) -> String {
-    match not_provided(name) {
-        Some(why) => format!("{name}: {why}"),
-        None => {
-            let best = all()
-                .map(|s| s.name)
-                .chain(BUILTINS.iter().copied())
-                .map(|k| (strsim::jaro_winkler(name, k), k))
-                .filter(|(score, _)| *score > 0.85)
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            match best {
-                Some((_, k)) => format!("unknown helper {name:?} (did you mean {k:?}?)"),
-                None => format!("unknown helper {name:?}"),
-            }
+    if let Some(why) = not_provided(name) {
+        format!("{name}: {why}")
+    } else {
+        let best = all()
+            .map(|s| s.name)
+            .chain(BUILTINS.iter().copied())
+            .map(|k| (strsim::jaro_winkler(name, k), k))
+            .filter(|(score, _)| *score > 0.85)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        match best {
+            Some((_, k)) => format!("unknown helper {name:?} (did you mean {k:?}?)"),
+            None => format!("unknown helper {name:?}"),
         }
     }
 }

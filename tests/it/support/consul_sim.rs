@@ -1,4 +1,4 @@
-//! A Consul agent simulator for tests, following ../shared/CONSUL_API.md.
+//! A Consul agent simulator for tests, following ../`shared/CONSUL_API.md`.
 //!
 //! Read endpoints with real blocking queries (`index`, `wait`, `X-Consul-*` headers) and
 //! per-resource indexes, so a write to one service or key does not wake watchers of another;
@@ -118,7 +118,7 @@ struct Shared {
 type St = Arc<Shared>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Data {
@@ -559,8 +559,7 @@ async fn blocking(st: &St, params: &Params, read: impl Fn(&Data, &Params) -> Rea
         .unwrap_or(0);
     let wait = params
         .get("wait")
-        .map(parse_wait)
-        .unwrap_or(Duration::from_secs(300));
+        .map_or(Duration::from_secs(300), parse_wait);
     let deadline = tokio::time::Instant::now() + wait;
     let mut rx = st.changed.subscribe();
     loop {
@@ -583,8 +582,8 @@ async fn blocking(st: &St, params: &Params, read: impl Fn(&Data, &Params) -> Rea
             return respond(read, reported, stale);
         }
         tokio::select! {
-            _ = rx.changed() => continue,
-            _ = tokio::time::sleep_until(deadline) => return respond(read, reported, stale),
+            _ = rx.changed() => {}
+            () = tokio::time::sleep_until(deadline) => return respond(read, reported, stale),
         }
     }
 }
@@ -629,15 +628,12 @@ fn decode(s: &str) -> String {
                 let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
                     .ok()
                     .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
+                if let Some(b) = hex {
+                    out.push(b);
+                    i += 3;
+                } else {
+                    out.push(b'%');
+                    i += 1;
                 }
             }
             b'+' => {
@@ -655,8 +651,7 @@ fn decode(s: &str) -> String {
 
 fn dc_of(d: &Data, p: &Params) -> String {
     p.get("dc")
-        .map(str::to_string)
-        .unwrap_or_else(|| d.datacenter.clone())
+        .map_or_else(|| d.datacenter.clone(), str::to_string)
 }
 
 fn node_json(name: &str, n: &SimNode) -> Value {

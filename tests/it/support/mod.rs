@@ -454,9 +454,7 @@ impl Dir {
 
     /// The lines of a file, or none when it does not exist yet.
     pub fn lines(&self, name: &str) -> usize {
-        std::fs::read_to_string(self.join(name))
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
+        std::fs::read_to_string(self.join(name)).map_or(0, |s| s.lines().count())
     }
 }
 
@@ -634,18 +632,16 @@ impl Drop for Nginx {
 
 /// Temp files consul-render left in `dir` (there should be none).
 pub fn temp_files_left(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with(".consul-render-")
-                })
-                .count()
-        })
-        .unwrap_or(0)
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".consul-render-")
+            })
+            .count()
+    })
 }
 
 /// The blue-green scenario's fixtures: a Consul holding one blue and one green instance (as
