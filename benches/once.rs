@@ -5,8 +5,9 @@
 //! Run with `cargo bench --bench once`. Figures go to the README's performance section.
 //! `CONSUL_RENDER_BIN=path/to/an/older/consul-render` measures that binary instead.
 
+// The integration tests' harness; a bench uses only part of it.
 #[path = "../tests/it/support/mod.rs"]
-#[allow(unused_imports)]
+#[allow(dead_code, unused_imports)]
 mod support;
 
 use nix::sys::resource::{getrusage, UsageWho};

@@ -6,8 +6,9 @@
 //! 100 ms between two fetches of one dependency (consul-template's rate limit), so faster
 //! changes would measure that limit, not the pipeline.
 
+// The integration tests' harness; a bench uses only part of it.
 #[path = "../tests/it/support/mod.rs"]
-#[allow(unused_imports)]
+#[allow(dead_code, unused_imports)]
 mod support;
 
 use serde_json::json;

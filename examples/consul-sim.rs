@@ -7,12 +7,8 @@
 //! queries, catalog register/deregister, KV) until it is killed. `--data` preloads a data file
 //! (DESIGN.md section 5).
 
-#[path = "../tests/it/support/mod.rs"]
-#[allow(unused_imports)]
-mod support;
-
+use consul_sim::{writes_for, Listen, Sim};
 use std::io::Write;
-use support::consul_sim::{Listen, Sim};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -29,7 +25,7 @@ fn main() {
     }
     let writes = match data {
         Some(path) => match std::fs::read_to_string(&path) {
-            Ok(text) => support::writes_for(&text),
+            Ok(text) => writes_for(&text),
             Err(e) => {
                 eprintln!("consul-sim: {path}: {e}");
                 std::process::exit(2);

@@ -2,8 +2,8 @@
 //! byte-identical output with `-data` (the simulator, or the agent in `CONSUL_HTTP_ADDR`).
 
 use crate::helpers;
-use crate::support::consul_sim::{Listen, Sim};
 use crate::support::{repo, Consul, Dir, Run};
+use consul_sim::{Listen, Sim};
 
 /// Renders `template` against `c` into `from-consul.out`, captures it into `captured.json`,
 /// renders from that into `from-data.out`, and returns the data file.

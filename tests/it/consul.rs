@@ -2,8 +2,8 @@
 //! binary: the seed's switch line, health and tags, KV, errors, retries, TLS, Unix sockets.
 
 use crate::helpers;
-use crate::support::consul_sim::{Fault, Listen, Sim};
 use crate::support::{repo, Consul, Dir, Run};
+use consul_sim::{Fault, Listen, Sim};
 use std::time::{Duration, Instant};
 
 const DATA: &str = r#"{"nodes": [{"Node": "n1", "Address": "10.0.0.1"}],

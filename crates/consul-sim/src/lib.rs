@@ -1,0 +1,208 @@
+//! A Consul agent simulator for tests, following ../`shared/CONSUL_API.md`.
+//!
+//! Read endpoints with real blocking queries (`index`, `wait`, `X-Consul-*` headers) and
+//! per-resource indexes, so a write to one service or key does not wake watchers of another;
+//! Consul's write endpoints (catalog register/deregister, KV put/delete) with Go's
+//! case-insensitive field names; ACL checking; fault injection and request counters under
+//! `/_test/`. It does less than a real agent (no `filter=`, no `near` sorting, no sessions, one
+//! agent node) but never answers differently.
+
+mod blocking;
+mod client;
+mod reads;
+mod routes;
+mod state;
+mod tls;
+mod writes;
+
+pub use client::{writes_for, Consul, Write};
+pub use routes::Fault;
+
+use blocking::Params;
+use routes::router;
+use state::{lock, Counters, Data, Shared, SimNode, St, BASE_INDEX};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tls::serve_tls;
+use tokio::sync::watch;
+use writes::{apply_kv_put, apply_register};
+
+// ----- the server -----
+
+/// A running simulator; dropping it stops it.
+pub struct Sim {
+    shared: St,
+    rt: Option<tokio::runtime::Runtime>,
+    /// `127.0.0.1:PORT`, or the socket path for a Unix socket.
+    pub addr: String,
+}
+
+/// How the simulator listens.
+pub enum Listen {
+    Tcp,
+    /// TCP on this address (to restart a stopped simulator on its port).
+    TcpAt(String),
+    Unix(std::path::PathBuf),
+    /// TLS with this certificate chain and key (PEM).
+    Tls {
+        cert_pem: String,
+        key_pem: String,
+    },
+}
+
+impl Sim {
+    /// Starts a plain-HTTP simulator on 127.0.0.1 and a free port.
+    pub fn start() -> Sim {
+        Sim::start_with(Listen::Tcp, None)
+    }
+
+    /// Starts a simulator; with `token`, every `/v1/` request must carry it.
+    pub fn start_with(listen: Listen, token: Option<&str>) -> Sim {
+        Sim::start_full(listen, token, "agent-node")
+    }
+
+    /// Starts a simulator whose agent runs on the node `agent_node`.
+    pub fn start_full(listen: Listen, token: Option<&str>, agent_node: &str) -> Sim {
+        Sim::start_loaded(listen, token, agent_node, &[])
+    }
+
+    /// Starts a simulator holding `writes` (catalog registrations and KV pairs, as
+    /// `writes_for` makes them) before it accepts its first connection.
+    pub fn start_loaded(
+        listen: Listen,
+        token: Option<&str>,
+        agent_node: &str,
+        writes: &[Write],
+    ) -> Sim {
+        let (changed, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            data: Mutex::new(Data {
+                index: BASE_INDEX,
+                datacenter: "dc1".into(),
+                agent_node: agent_node.into(),
+                ..Data::default()
+            }),
+            changed,
+            token: token.map(str::to_string),
+            faults: Mutex::new(Vec::new()),
+            counters: Mutex::new(Counters::default()),
+        });
+        {
+            // The agent's own node exists, as on a real agent.
+            let mut d = lock(&shared.data);
+            let idx = d.bump();
+            let dc = d.datacenter.clone();
+            d.nodes.insert(
+                agent_node.into(),
+                SimNode {
+                    id: "00000000-0000-0000-0000-000000000001".into(),
+                    address: "127.0.0.1".into(),
+                    datacenter: dc,
+                    index: idx,
+                    ..SimNode::default()
+                },
+            );
+            d.touch_node(agent_node, idx);
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("simulator runtime");
+        rt.block_on(async {
+            for w in writes {
+                let ok = match w {
+                    Write::Register(body) => apply_register(&shared, body).is_ok(),
+                    Write::Kv(key, value) => {
+                        apply_kv_put(&shared, key, value.as_bytes(), &Params(Vec::new()))
+                    }
+                };
+                assert!(ok, "preloading the simulator failed on {w:?}");
+            }
+        });
+        let app = router(shared.clone());
+        let addr = rt.block_on(async {
+            match listen {
+                Listen::Tcp | Listen::TcpAt(_) => {
+                    let at = match &listen {
+                        Listen::TcpAt(a) => a.clone(),
+                        _ => "127.0.0.1:0".to_string(),
+                    };
+                    let l = tokio::net::TcpListener::bind(&at).await.expect("bind");
+                    let addr = l.local_addr().expect("addr").to_string();
+                    tokio::spawn(async move { axum::serve(l, app).await.ok() });
+                    addr
+                }
+                Listen::Unix(path) => {
+                    let l = tokio::net::UnixListener::bind(&path).expect("bind unix socket");
+                    tokio::spawn(async move { axum::serve(l, app).await.ok() });
+                    path.display().to_string()
+                }
+                Listen::Tls { cert_pem, key_pem } => serve_tls(app, &cert_pem, &key_pem).await,
+            }
+        });
+        Sim {
+            shared,
+            rt: Some(rt),
+            addr,
+        }
+    }
+
+    /// Queues `count` answers of `fault` for `/v1/` reads whose path starts with `path`.
+    pub fn fault(&self, fault: Fault, count: u32, path: Option<&str>) {
+        lock(&self.shared.faults).push((fault, count, path.map(str::to_string)));
+    }
+
+    /// Makes every index reported from now on lower than before (a snapshot restore).
+    pub fn reset_index(&self) {
+        let mut d = lock(&self.shared.data);
+        d.reset_by = d.index - 1;
+        drop(d);
+        self.shared.changed.send_modify(|g| *g += 1);
+    }
+
+    /// Requests seen so far: total, per path.
+    pub fn requests(&self) -> (u64, BTreeMap<String, u64>) {
+        let c = lock(&self.shared.counters);
+        (c.total, c.per_path.clone())
+    }
+
+    /// The last requests' paths and query strings (`/v1/kv/a?ns=x`), oldest first.
+    pub fn queries(&self) -> Vec<String> {
+        lock(&self.shared.counters)
+            .queries
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Requests open now.
+    pub fn in_flight(&self) -> u64 {
+        lock(&self.shared.counters).in_flight
+    }
+
+    /// The most requests that were open at once.
+    pub fn max_in_flight(&self) -> u64 {
+        lock(&self.shared.counters).in_flight_max
+    }
+
+    pub fn reset_counters(&self) {
+        *lock(&self.shared.counters) = Counters::default();
+    }
+
+    /// Stops serving: open connections are dropped and the port is free again.
+    pub fn stop(mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
