@@ -14,6 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use consul_render::config::{Retry, Template, TemplateSource};
 use consul_render::runner::{self, Job};
 use consul_render::source::data::DataSource;
+use consul_render::source::Sources;
 use consul_render::template::{Engine, Options};
 use std::time::Duration;
 
@@ -42,9 +43,12 @@ fn render(bencher: divan::Bencher, instances: usize) {
     let data = catalog::data_json(instances / per, per);
     let engine = Engine::compile("upstreams.hbs", catalog::UPSTREAMS, &Options::default())
         .expect("the template compiles");
-    let source = DataSource::from_json(&data)
-        .expect("the data file loads")
-        .with_fields(engine.fields().clone());
+    let sources = Sources::data(
+        DataSource::from_json(&data)
+            .expect("the data file loads")
+            .with_fields(engine.fields().clone()),
+        RETRY,
+    );
     let jobs = [Job {
         config: Template::new(TemplateSource::Inline(catalog::UPSTREAMS.into())),
         engine,
@@ -55,13 +59,8 @@ fn render(bencher: divan::Bencher, instances: usize) {
         .build()
         .expect("runtime");
     bencher.bench_local(|| {
-        rt.block_on(runner::once(
-            &jobs,
-            &source,
-            &RETRY,
-            Duration::from_secs(60),
-        ))
-        .map(|done| done.outputs.len())
+        rt.block_on(runner::once(&jobs, &sources, Duration::from_secs(60)))
+            .map(|done| done.outputs.len())
     });
 }
 

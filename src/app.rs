@@ -7,7 +7,7 @@ use crate::runner::{self, Job};
 use crate::source::consul::ConsulSource;
 use crate::source::data::DataSource;
 use crate::source::model::Fields;
-use crate::source::Source;
+use crate::source::Sources;
 use crate::template::Engine;
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
@@ -165,18 +165,19 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     } else {
         Fields::All
     };
-    let data = match &cfg.data {
-        Some(path) => Some(Arc::new(
+    let retry = cfg.consul.retry;
+    let sources = Arc::new(match &cfg.data {
+        Some(path) => Sources::data(
             DataSource::load(path)
                 .map_err(|e| Failure::Config(format!("{e:#}")))?
-                .with_fields(fields.clone()),
-        )),
-        None => None,
-    };
-    let source: Arc<dyn Source> = match &data {
-        Some(d) => d.clone(),
-        None => Arc::new(ConsulSource::new(&cfg.consul)?.with_fields(fields)),
-    };
+                .with_fields(fields),
+            retry,
+        ),
+        None => Sources::new(
+            Arc::new(ConsulSource::new(&cfg.consul)?.with_fields(fields)),
+            retry,
+        ),
+    });
     if !cfg.once {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -202,7 +203,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
             if let Some(addr) = &status_addr {
                 crate::status::serve(addr).await?;
             }
-            runner::watch(cfg, jobs, source, data, &reload, &notifier).await
+            runner::watch_mode::run(cfg, jobs, sources, &reload, &notifier).await
         })?;
         runtime.shutdown_background();
         return Ok(exit_code(code));
@@ -217,12 +218,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         store,
         ..
     } = runtime
-        .block_on(runner::once(
-            &jobs,
-            source.as_ref(),
-            &cfg.consul.retry,
-            cfg.once_timeout,
-        ))
+        .block_on(runner::once(&jobs, &sources, cfg.once_timeout))
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     tracing::debug!(
         passes = stats.passes,
@@ -235,7 +231,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         .collect();
     if cfg.dry {
         let changed = runner::deliver::print_dry(&cfg, &items)?;
-        exit_without_freeing((store, source, data));
+        exit_without_freeing((store, sources));
         return Ok(if cfg.diff && changed {
             ExitCode::from(1)
         } else {
@@ -251,12 +247,12 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         Some(exec) => {
             drop(store);
             runtime
-                .block_on(runner::watch::run_child_once(&cfg, exec))
+                .block_on(runner::watch_mode::run_child_once(&cfg, exec))
                 .map(exit_code)
                 .map_err(Failure::Run)
         }
         None => {
-            exit_without_freeing((store, source, data));
+            exit_without_freeing((store, sources));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -407,13 +403,9 @@ fn capture(cfg: &Config) -> Result<ExitCode, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(format!("starting the runtime: {e}")))?;
+    let sources = Sources::new(Arc::new(source), cfg.consul.retry);
     let captured = runtime
-        .block_on(crate::capture::capture(
-            &jobs,
-            &source,
-            &cfg.consul.retry,
-            cfg.once_timeout,
-        ))
+        .block_on(crate::capture::capture(&jobs, &sources, cfg.once_timeout))
         .map_err(|e| Failure::Runtime(format!("capture: {e}")))?;
     let mut text = serde_json::to_string_pretty(&captured.file)
         .map_err(|e| Failure::Runtime(format!("capture: {e}")))?;

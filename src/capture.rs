@@ -15,7 +15,7 @@ use crate::source::data::DataSource;
 use crate::source::datafile::{
     DataCheck, DataFile, DataKv, DataKvEntry, DataNode, DataService, DataWeights,
 };
-use crate::source::{retry, Source};
+use crate::source::{retry, Source, Sources};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -50,10 +50,10 @@ pub struct Captured {
 /// agent's whole datacenter (nodes, every service's instances, every key).
 pub async fn capture(
     jobs: &[Job],
-    source: &dyn Source,
-    policy: &Retry,
+    sources: &Sources,
     timeout: Duration,
 ) -> Result<Captured, CaptureError> {
+    let (source, policy): (&dyn Source, &Retry) = (sources, sources.retry());
     let (deps, expected) = if jobs.is_empty() {
         let none = Vec::new();
         let deps = vec![
@@ -74,7 +74,7 @@ pub async fn capture(
         ];
         (deps, Vec::new())
     } else {
-        let done = runner::once(jobs, source, policy, timeout).await?;
+        let done = runner::once(jobs, sources, timeout).await?;
         (done.used, done.outputs)
     };
     let rec = record(source, &deps, policy).await?;
@@ -123,7 +123,7 @@ async fn renders_the_same(
     }
     let text = serde_json::to_string(file).map_err(|e| format!("\n{e}"))?;
     let data = DataSource::from_json(&text).map_err(|e| format!("\nthe file is refused: {e}"))?;
-    let done = runner::once(jobs, &data, policy, timeout)
+    let done = runner::once(jobs, &Sources::data(data, *policy), timeout)
         .await
         .map_err(|e| format!("\nrendering from it: {e}"))?;
     let differing: Vec<&str> = jobs
@@ -541,7 +541,7 @@ mod tests {
         let jobs = [job(
             r#"{{#each (service "web")}}{{Address}}:{{Port}} {{/each}}{{key "app/colour"}}"#,
         )];
-        let c = capture(&jobs, &source, &RETRY, Duration::from_secs(5))
+        let c = capture(&jobs, &Sources::data(source, RETRY), Duration::from_secs(5))
             .await
             .unwrap();
         assert!(!c.long_form);
@@ -562,7 +562,7 @@ mod tests {
         let jobs = [job(
             r#"{{#each (tree "app")}}{{Key}}={{Value}}@{{ModifyIndex}}/{{Flags}}{{/each}}"#,
         )];
-        let c = capture(&jobs, &source, &RETRY, Duration::from_secs(5))
+        let c = capture(&jobs, &Sources::data(source, RETRY), Duration::from_secs(5))
             .await
             .unwrap();
         assert!(c.long_form);
@@ -574,7 +574,7 @@ mod tests {
     #[tokio::test]
     async fn no_template_takes_everything() {
         let source = DataSource::from_json(DATA).unwrap();
-        let c = capture(&[], &source, &RETRY, Duration::from_secs(5))
+        let c = capture(&[], &Sources::data(source, RETRY), Duration::from_secs(5))
             .await
             .unwrap();
         assert_eq!(c.file.nodes.len(), 2);

@@ -24,4 +24,4 @@ pub mod runner;
 pub mod source;
 pub mod status;
 pub mod template;
-pub mod watch;
+pub mod watchers;

@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// A running (or finished) exec child.
 pub struct ExecChild {
@@ -18,7 +17,7 @@ pub struct ExecChild {
     /// Started under `sh -c`: signals go to the whole process group, to reach the program.
     shell: bool,
     /// `Some(code)` once it exited.
-    exit: watch::Receiver<Option<i32>>,
+    exit: tokio::sync::watch::Receiver<Option<i32>>,
 }
 
 /// The child's environment: ours (or none, pristine), filtered by the allow and deny lists,
@@ -62,7 +61,7 @@ impl ExecChild {
         cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
         let spawned = reaper::spawn(&mut cmd)
             .with_context(|| format!("starting the exec child {:?}", display(&cfg.command)))?;
-        let (tx, exit) = watch::channel(None);
+        let (tx, exit) = tokio::sync::watch::channel(None);
         let rx = spawned.exit;
         std::thread::spawn(move || {
             let code = rx.recv().unwrap_or(-1);

@@ -1,18 +1,17 @@
-//! The render loop: once mode (`once`), watch mode (`watch`), and delivering what they render
-//! (`deliver`: print, check, write, run commands).
+//! The render loop: once mode (`once`), watch mode (`watch_mode`), and delivering what they
+//! render (`deliver`: print, check, write, run commands).
 
 pub mod deliver;
 mod error;
 pub mod once;
 pub mod signals;
-pub mod watch;
+pub mod watch_mode;
 
 use crate::config::Template;
 use crate::template::Engine;
 
 pub use error::RunError;
 pub use once::{once, Finished, OnceError, Stats};
-pub use watch::watch;
 
 /// A template ready to render.
 pub struct Job {

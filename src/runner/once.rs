@@ -2,10 +2,9 @@
 //! dependency once, with retries), render again, until all are complete; nothing is returned
 //! for writing unless every template completed.
 
-use crate::config::Retry;
 use crate::dependency::Dependency;
 use crate::runner::Job;
-use crate::source::{local, retry, Source, SourceError};
+use crate::source::{SourceError, Sources};
 use crate::template::{Missing, Store, TemplateError};
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -48,8 +47,7 @@ pub struct Finished {
 /// Renders every job to completion.
 pub async fn once(
     jobs: &[Job],
-    source: &dyn Source,
-    policy: &Retry,
+    sources: &Sources,
     timeout: Duration,
 ) -> Result<Finished, OnceError> {
     let mut store = Arc::new(Store::new());
@@ -100,7 +98,7 @@ pub async fn once(
                 return Ok((outputs, used, std::mem::take(&mut store)));
             }
             drop(snapshot);
-            let fetched = futures_join(source, policy, &wanted).await;
+            let fetched = futures_join(sources, &wanted).await;
             stats.fetches += wanted.len();
             for (dep, result) in wanted.into_iter().zip(fetched) {
                 let value = result.map_err(|e| OnceError::Fetch(format!("{dep}: {e}")))?;
@@ -123,26 +121,15 @@ pub async fn once(
     }
 }
 
-/// Fetches every dependency at once: Consul ones from `source`, files from disk.
+/// Fetches every dependency at once, each under the retry policy.
 async fn futures_join(
-    source: &dyn Source,
-    policy: &Retry,
+    sources: &Sources,
     deps: &[Dependency],
 ) -> Vec<Result<Option<serde_json::Value>, SourceError>> {
-    let mut set = Vec::with_capacity(deps.len());
-    for dep in deps {
-        set.push(async move {
-            match dep {
-                Dependency::File { path, sandbox } => {
-                    local::read(path, sandbox.as_deref()).map(|f| f.value)
-                }
-                _ => retry::fetch(source, dep, None, policy)
-                    .await
-                    .map(|f| f.value),
-            }
-        });
-    }
-    join_all(set).await
+    let set = deps
+        .iter()
+        .map(|dep| async move { sources.fetch_retrying(dep).await.map(|f| f.value) });
+    join_all(set.collect()).await
 }
 
 /// Polls every future to completion concurrently, keeping their order.
@@ -199,6 +186,7 @@ fn describe(list: &[(String, Missing)]) -> String {
 mod tests {
     use super::*;
     use crate::source::data::DataSource;
+    use crate::source::Sources;
 
     #[tokio::test]
     async fn join_all_keeps_order() {
@@ -219,7 +207,7 @@ mod tests {
         let jobs = [job(
             "{{#each (services)}}{{#each (service Name)}}{{Name}}:{{Port}} {{/each}}{{/each}}",
         )];
-        let done = once(&jobs, &data, &RETRY, Duration::from_secs(5))
+        let done = once(&jobs, &Sources::data(data, RETRY), Duration::from_secs(5))
             .await
             .unwrap();
         assert_eq!(done.outputs[0], "a:1 b:2 ");
@@ -233,8 +221,7 @@ mod tests {
         let data = DataSource::from_json("{}").unwrap();
         let err = once(
             &[job("{{key \"nope\"}}")],
-            &data,
-            &RETRY,
+            &Sources::data(data, RETRY),
             Duration::from_secs(5),
         )
         .await

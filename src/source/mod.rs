@@ -9,6 +9,9 @@ pub mod datafile;
 pub mod local;
 pub mod model;
 pub mod retry;
+pub mod router;
+
+pub use router::Sources;
 
 use crate::dependency::Dependency;
 use serde_json::Value;

@@ -14,10 +14,9 @@ use crate::notify::Notifier;
 use crate::process::exec::{self, ExecChild};
 use crate::runner::signals::{self, Signals};
 use crate::runner::{deliver, Job};
-use crate::source::data::DataSource;
-use crate::source::Source;
+use crate::source::Sources;
 use crate::template::{Missing, Store};
-use crate::watch::{Event, Watchers};
+use crate::watchers::{Event, Watchers};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -85,11 +84,10 @@ pub async fn run_child_once(cfg: &Config, exec_cfg: &Exec) -> Result<i32, WatchE
 
 /// Runs watch mode until a stop signal (Ok: 0, or the exec child's code), the exec child's exit
 /// (Ok: its code), or a failure that ends it (Err, exit 14).
-pub async fn watch(
+pub async fn run(
     mut cfg: Config,
     mut jobs: Vec<Job>,
-    source: Arc<dyn Source>,
-    data: Option<Arc<DataSource>>,
+    sources: Arc<Sources>,
     reload: Reload<'_>,
     notifier: &Notifier,
 ) -> Result<i32, WatchError> {
@@ -110,10 +108,7 @@ pub async fn watch(
     let (tx, mut rx) = mpsc::unbounded_channel();
     // With no templates (a plain -exec supervisor) everything is rendered from the start.
     let all_rendered = Arc::new(AtomicBool::new(jobs.is_empty()));
-    let data_file = data
-        .as_ref()
-        .and_then(|d| d.path().map(std::path::Path::to_path_buf));
-    let mut watchers = Watchers::new(&cfg, source, tx, all_rendered.clone(), data_file.as_deref());
+    let mut watchers = Watchers::new(&cfg, sources, tx, all_rendered.clone());
     let mut store: Arc<Store> = Arc::new(Store::new());
     let mut state: Vec<JobState> = jobs.iter().map(|_| JobState::default()).collect();
     let mut dirty: BTreeSet<usize> = (0..jobs.len()).collect();
@@ -199,15 +194,6 @@ pub async fn watch(
                             }
                         }
                         Event::Failed(dep, message) => return Err(RunError::Dependency { dependency: dep.to_string(), message }),
-                        Event::DataFile => {
-                            if let Some(d) = &data {
-                                match d.reload() {
-                                    Ok(true) => tracing::info!("data file changed"),
-                                    Ok(false) => {}
-                                    Err(e) => tracing::error!("{e:#}; keeping the last good data"),
-                                }
-                            }
-                        }
                     }
                 }
             }

@@ -11,7 +11,7 @@
 
 use crate::config::{Config, Retry};
 use crate::dependency::Dependency;
-use crate::source::{local, retry, Block, Source, SourceError};
+use crate::source::{local, retry, Block, Source, SourceError, Sources};
 use notify::{RecursiveMode, Watcher as _};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -36,8 +36,6 @@ pub enum Event {
     Value(Dependency, Option<Value>),
     /// A dependency failed for good before every template rendered once.
     Failed(Dependency, String),
-    /// The `-data` file changed on disk.
-    DataFile,
 }
 
 /// The cap on open requests, with first fetches ahead of blocking queries.
@@ -108,7 +106,7 @@ impl Drop for FirstTicket {
 /// Settings every dependency task shares.
 #[derive(Clone)]
 struct Shared {
-    source: Arc<dyn Source>,
+    sources: Arc<Sources>,
     tx: mpsc::UnboundedSender<Event>,
     gate: Arc<Gate>,
     wait: Duration,
@@ -125,22 +123,22 @@ pub struct Watchers {
 }
 
 impl Watchers {
-    /// Watchers answering from `source`; `data_file` (the `-data` file) is watched from the start.
+    /// Watchers answering from `sources`; its data file, if any, is watched from the start
+    /// (a change reloads it, and the dependencies it answers see the new values).
     pub fn new(
         cfg: &Config,
-        source: Arc<dyn Source>,
+        sources: Arc<Sources>,
         tx: mpsc::UnboundedSender<Event>,
         all_rendered: Arc<AtomicBool>,
-        data_file: Option<&Path>,
     ) -> Watchers {
-        let files = FileWatch::new(tx.clone(), data_file);
+        let files = FileWatch::new(tx.clone(), sources.clone());
         Watchers {
             shared: Shared {
-                source,
+                retry: *sources.retry(),
+                sources,
                 tx,
                 gate: Arc::new(Gate::new(cfg.consul.max_connections as usize)),
                 wait: cfg.consul.block_query_wait,
-                retry: cfg.consul.retry,
                 all_rendered,
             },
             tasks: HashMap::new(),
@@ -237,7 +235,7 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket) {
                 // The first fetch goes ahead of every blocking query.
                 let permit = s.gate.permits.acquire().await.ok();
                 drop(first);
-                let r = s.source.fetch(&dep, None).await;
+                let r = s.sources.fetch(&dep, None).await;
                 drop(permit);
                 r
             }
@@ -245,7 +243,7 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket) {
                 let _permit = s.gate.blocking().await;
                 let preempted = s.gate.preempt.notified();
                 tokio::select! {
-                    r = s.source.fetch(&dep, Some(b)) => r,
+                    r = s.sources.fetch(&dep, Some(b)) => r,
                     () = preempted => {
                         // A new dependency needs the connection: ask again later, same index.
                         last_fetch = None;
@@ -255,7 +253,7 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket) {
             }
             (None, None) => {
                 let _permit = s.gate.permits.acquire().await;
-                s.source.fetch(&dep, None).await
+                s.sources.fetch(&dep, None).await
             }
         };
         match result {
@@ -329,9 +327,10 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 impl FileWatch {
-    fn new(tx: mpsc::UnboundedSender<Event>, data_file: Option<&Path>) -> FileWatch {
+    fn new(tx: mpsc::UnboundedSender<Event>, sources: Arc<Sources>) -> FileWatch {
+        let data_file = sources.data_file().map(absolute);
         let inner = Arc::new(Mutex::new(FileState {
-            data_file: data_file.map(absolute),
+            data_file: data_file.clone(),
             ..FileState::default()
         }));
         let (raw_tx, raw_rx) = mpsc::unbounded_channel::<PathBuf>();
@@ -352,10 +351,10 @@ impl FileWatch {
                 None
             }
         };
-        tokio::spawn(settle(raw_rx, inner.clone(), tx));
+        tokio::spawn(settle(raw_rx, inner.clone(), tx, sources));
         let mut fw = FileWatch { watcher, inner };
         if let Some(p) = data_file {
-            fw.watch_dir(&absolute(p));
+            fw.watch_dir(&p);
         }
         fw
     }
@@ -413,11 +412,12 @@ impl FileWatch {
     }
 }
 
-/// Reads each changed file once it has been quiet for `FILE_SETTLE`.
+/// Reads each changed file once it has been quiet for `FILE_SETTLE` (the data file: reloads it).
 async fn settle(
     mut raw: mpsc::UnboundedReceiver<PathBuf>,
     state: Arc<Mutex<FileState>>,
     tx: mpsc::UnboundedSender<Event>,
+    sources: Arc<Sources>,
 ) {
     let mut due: HashMap<PathBuf, Instant> = HashMap::new();
     loop {
@@ -436,8 +436,8 @@ async fn settle(
                         let st = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                         (st.files.get(&p).cloned().unwrap_or_default(), st.data_file.as_ref() == Some(&p))
                     };
-                    if is_data && tx.send(Event::DataFile).is_err() {
-                        return;
+                    if is_data {
+                        sources.reload_data();
                     }
                     for dep in deps {
                         let value = local::read_dependency(&dep);
