@@ -188,7 +188,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
             .enable_all()
             .build()
             .map_err(|e| Failure::Runtime(format!("starting the runtime: {e}")))?;
-        let reload = || -> anyhow::Result<(Config, Vec<Job>)> {
+        let reload = || -> Result<(Config, Vec<Job>), Box<dyn std::error::Error + Send + Sync>> {
             let cfg = Config::resolve(&args, &|k| std::env::var(k).ok())?;
             let jobs = load_jobs(&cfg)?;
             Ok((cfg, jobs))

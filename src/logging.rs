@@ -8,10 +8,39 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::Level;
 
+/// A log destination that cannot be opened (as in consul-template, that stops the start).
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("syslog facility {0:?}: not a facility (LOCAL0…LOCAL7, USER, DAEMON, …)")]
+    Facility(String),
+    #[error("connecting to syslog: {0}")]
+    Syslog(String),
+    /// A log file step: what was being done, on which path.
+    #[error("{doing} {}: {source}", path.display())]
+    File {
+        doing: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn file_error(
+    doing: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> LogError {
+    let path = path.to_path_buf();
+    move |source| LogError::File {
+        doing,
+        path,
+        source,
+    }
+}
+
 /// Sets up logging for `cfg`; with `stderr_only` (`check`, which touches nothing) the log file
 /// and syslog are left alone. A log file or syslog that cannot be opened is an error, as in
 /// consul-template.
-pub fn init(cfg: &Config, stderr_only: bool) -> anyhow::Result<()> {
+pub fn init(cfg: &Config, stderr_only: bool) -> Result<(), LogError> {
     let filter =
         tracing_subscriber::EnvFilter::new(format!("consul_render={}", cfg.log_level.directive()));
     let file = match &cfg.log_file {
@@ -40,13 +69,11 @@ pub fn init(cfg: &Config, stderr_only: bool) -> anyhow::Result<()> {
 
 type SyslogLogger = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
 
-fn connect(s: &Syslog) -> anyhow::Result<SyslogLogger> {
-    let facility = s.facility.parse::<syslog::Facility>().map_err(|()| {
-        anyhow::anyhow!(
-            "syslog facility {:?}: not a facility (LOCAL0…LOCAL7, USER, DAEMON, …)",
-            s.facility
-        )
-    })?;
+fn connect(s: &Syslog) -> Result<SyslogLogger, LogError> {
+    let facility = s
+        .facility
+        .parse::<syslog::Facility>()
+        .map_err(|()| LogError::Facility(s.facility.clone()))?;
     let formatter = syslog::Formatter3164 {
         facility,
         hostname: None,
@@ -57,7 +84,7 @@ fn connect(s: &Syslog) -> anyhow::Result<SyslogLogger> {
         Some(path) => syslog::unix_custom(formatter, path),
         None => syslog::unix(formatter),
     };
-    logger.map_err(|e| anyhow::anyhow!("connecting to syslog: {e}"))
+    logger.map_err(|e| LogError::Syslog(e.to_string()))
 }
 
 /// Every place a line goes.
@@ -137,7 +164,7 @@ struct Rotating {
 }
 
 impl Rotating {
-    fn open(cfg: &LogFile) -> anyhow::Result<Rotating> {
+    fn open(cfg: &LogFile) -> Result<Rotating, LogError> {
         let path = &cfg.path;
         let (dir, name) = if path.as_os_str().to_string_lossy().ends_with('/') || path.is_dir() {
             (path.clone(), "consul-render.log".to_string())
@@ -158,7 +185,7 @@ impl Rotating {
             _ => (name.clone(), ".log".to_string()),
         };
         let mut r = Rotating {
-            file: tempfile::tempfile()?,
+            file: tempfile::tempfile().map_err(file_error("opening a log file in", &dir))?,
             dir,
             stem,
             ext,
@@ -171,7 +198,7 @@ impl Rotating {
         Ok(r)
     }
 
-    fn open_new(&mut self) -> anyhow::Result<()> {
+    fn open_new(&mut self) -> Result<(), LogError> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -183,7 +210,7 @@ impl Rotating {
             .write(true)
             .mode(0o640)
             .open(&path)
-            .map_err(|e| anyhow::anyhow!("log file {}: {e}", path.display()))?;
+            .map_err(file_error("opening log file", &path))?;
         self.written = 0;
         self.opened = Instant::now();
         Ok(())
@@ -209,7 +236,7 @@ impl Rotating {
         found
     }
 
-    fn prune(&self) -> anyhow::Result<()> {
+    fn prune(&self) -> Result<(), LogError> {
         let max = self.cfg.max_files;
         if max == 0 {
             return Ok(());
@@ -218,19 +245,21 @@ impl Rotating {
         let keep = usize::try_from(max).unwrap_or(0);
         let remove = files.len().saturating_sub(keep);
         for f in &files[..remove] {
-            std::fs::remove_file(f)
-                .map_err(|e| anyhow::anyhow!("pruning log file {}: {e}", f.display()))?;
+            std::fs::remove_file(f).map_err(file_error("pruning log file", f))?;
         }
         Ok(())
     }
 
-    fn write_all(&mut self, buf: &[u8]) -> anyhow::Result<()> {
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), LogError> {
         let full = self.cfg.rotate_bytes > 0 && self.written >= self.cfg.rotate_bytes;
         if full || self.opened.elapsed() >= self.cfg.rotate_duration {
             self.prune()?;
             self.open_new()?;
         }
-        self.file.write_all(buf)?;
+        let dir = self.dir.clone();
+        self.file
+            .write_all(buf)
+            .map_err(file_error("writing a log file in", &dir))?;
         self.written += buf.len() as u64;
         Ok(())
     }

@@ -2,12 +2,42 @@
 //! keep mode and owner, optional backup, rename over the destination. A reader sees the old file
 //! or the new one, never a partial one; a failed write leaves the destination untouched.
 
-use anyhow::{Context, Result};
 use std::fs;
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
+
+/// Why a rendered file was not put in place (the destination is then as it was).
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// A step failed: what was being done (`writing backup /etc/x.bak`), and the system's error.
+    #[error("{doing}: {source}")]
+    Io {
+        doing: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The destination or the temp file is not what it must be; the text says why.
+    #[error("{0}")]
+    Refused(String),
+}
+
+type Result<T> = std::result::Result<T, OutputError>;
+
+/// `.doing(|| "what")` on an I/O result: the error says what was being done.
+trait Doing<T> {
+    fn doing(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Doing<T> for std::io::Result<T> {
+    fn doing(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| OutputError::Io {
+            doing: what(),
+            source,
+        })
+    }
+}
 
 /// How to write one destination (a template's `perms`, `backup`, `create_dest_dirs`).
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +54,7 @@ pub fn differs(dest: &Path, contents: &[u8]) -> Result<bool> {
     match crate::fsread::read(dest, crate::limits::INPUT_FILE_BYTES) {
         Ok(old) => Ok(old != contents),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
-        Err(e) => Err(e).with_context(|| format!("reading {}", dest.display())),
+        Err(e) => Err(e).doing(|| format!("reading {}", dest.display())),
     }
 }
 
@@ -45,21 +75,26 @@ impl Candidate {
     pub fn install(self) -> Result<()> {
         let dest = self.dest;
         // The temp file's name is public in a shared directory: install only what we wrote.
-        let ours = self.temp.as_file().metadata()?;
+        let ours = self
+            .temp
+            .as_file()
+            .metadata()
+            .doing(|| format!("reading the temp file for {}", dest.display()))?;
         match fs::symlink_metadata(self.temp.path()) {
             Ok(now) if now.is_file() && (now.dev(), now.ino()) == (ours.dev(), ours.ino()) => {}
-            _ => anyhow::bail!(
-                "{}: the temp file {} was replaced by someone else; nothing installed",
-                dest.display(),
-                self.temp.path().display()
-            ),
+            _ => {
+                return Err(OutputError::Refused(format!(
+                    "{}: the temp file {} was replaced by someone else; nothing installed",
+                    dest.display(),
+                    self.temp.path().display()
+                )))
+            }
         }
         if self.backup && dest.exists() {
             let bak = backup_path(&dest);
             let _ = fs::remove_file(&bak);
             if fs::hard_link(&dest, &bak).is_err() {
-                fs::copy(&dest, &bak)
-                    .with_context(|| format!("writing backup {}", bak.display()))?;
+                fs::copy(&dest, &bak).doing(|| format!("writing backup {}", bak.display()))?;
             }
         }
         let renamed = match self.temp.persist(&dest) {
@@ -67,14 +102,14 @@ impl Candidate {
             Err(e) if e.error.raw_os_error() == Some(nix::libc::EBUSY) => {
                 // A single-file bind mount cannot be renamed over: write it in place instead.
                 tracing::warn!(dest = %dest.display(), "destination is busy (a bind mount?): writing in place, not atomically");
-                let contents = fs::read(e.file.path()).context("reading the candidate file")?;
-                fs::write(&dest, contents)
-                    .with_context(|| format!("writing {}", dest.display()))?;
+                let contents =
+                    fs::read(e.file.path()).doing(|| "reading the candidate file".into())?;
+                fs::write(&dest, contents).doing(|| format!("writing {}", dest.display()))?;
                 false
             }
             Err(e) => {
                 return Err(e.error)
-                    .with_context(|| format!("renaming the new file over {}", dest.display()))
+                    .doing(|| format!("renaming the new file over {}", dest.display()))
             }
         };
         // The name may have been swapped between the check above and the rename: then what
@@ -83,11 +118,11 @@ impl Candidate {
             Ok(now) if !renamed || (now.dev(), now.ino()) == (ours.dev(), ours.ino()) => {}
             Ok(now) if !now.is_dir() => {
                 let _ = fs::remove_file(&dest);
-                anyhow::bail!(
+                return Err(OutputError::Refused(format!(
                     "{}: the temp file was replaced by someone else during the rename; removed \
                      what was installed",
                     dest.display()
-                );
+                )));
             }
             _ => {}
         }
@@ -151,25 +186,25 @@ pub fn prepare(dest: &Path, contents: &[u8], opts: WriteOptions) -> Result<Optio
     };
     if !dir.exists() {
         if !opts.create_dest_dirs {
-            anyhow::bail!(
+            return Err(OutputError::Refused(format!(
                 "{}: parent directory is missing (create_dest_dirs is off)",
                 dest.display()
-            );
+            )));
         }
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o755)
             .create(&dir)
-            .with_context(|| format!("creating directory {}", dir.display()))?;
+            .doing(|| format!("creating directory {}", dir.display()))?;
     }
     let existing = fs::metadata(dest).ok();
     let mut temp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(&dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+        .doing(|| format!("creating a temp file in {}", dir.display()))?;
     temp.write_all(contents)
         .and_then(|()| temp.as_file().sync_all())
-        .with_context(|| format!("writing a temp file in {}", dir.display()))?;
+        .doing(|| format!("writing a temp file in {}", dir.display()))?;
     let mode = opts
         .perms
         .or_else(|| existing.as_ref().map(|m| m.mode() & 0o7777))
@@ -178,13 +213,13 @@ pub fn prepare(dest: &Path, contents: &[u8], opts: WriteOptions) -> Result<Optio
     // only our own file's mode and owner change.
     temp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting mode {mode:o} on the new {}", dest.display()))?;
+        .doing(|| format!("setting mode {mode:o} on the new {}", dest.display()))?;
     let owner = opts.owner;
     if owner.is_set() {
         // Asked for: failing to give the file its owner is an error, nothing is installed.
         let uid = owner.uid.or(existing.as_ref().map(MetadataExt::uid));
         let gid = owner.gid.or(existing.as_ref().map(MetadataExt::gid));
-        std::os::unix::fs::fchown(temp.as_file(), uid, gid).with_context(|| {
+        std::os::unix::fs::fchown(temp.as_file(), uid, gid).doing(|| {
             format!(
                 "giving the new {} owner {} and group {}",
                 dest.display(),
@@ -209,7 +244,7 @@ pub fn diff(dest: &Path, new: &str) -> Result<Option<String>> {
     let old = match crate::fsread::read(dest, crate::limits::INPUT_FILE_BYTES) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dest.display())),
+        Err(e) => return Err(e).doing(|| format!("reading {}", dest.display())),
     };
     if old == new {
         return Ok(None);

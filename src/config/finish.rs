@@ -4,7 +4,10 @@
 use super::error::ConfigError;
 use super::partial::{ExecSettings, Settings, TemplateSettings};
 use super::value::{LogFormat, LogLevel, Syntax};
-use super::{Auth, Config, Consul, Exec, LogFile, Retry, Ssl, Syslog, Template, Transport};
+use super::{
+    Auth, ChildEnv, Command, CommandExec, Config, Consul, Exec, LogFile, Retry, Ssl, Syslog,
+    Template, Transport,
+};
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
@@ -143,7 +146,7 @@ pub(super) fn template(
     Template {
         source: t.source,
         destination: t.destination,
-        command: t.command,
+        command: Command::from_list(t.command),
         command_timeout: t.command_timeout.unwrap_or(defaults::COMMAND_TIMEOUT),
         check: t.check,
         perms: t.perms,
@@ -156,26 +159,20 @@ pub(super) fn template(
         sandbox_path: t.sandbox_path,
         function_denylist: t.function_denylist,
         owner: t.owner,
-        command_exec: t.command_exec.map(|x| Exec {
-            command: Vec::new(),
-            reload_signal: None,
+        command_exec: t.command_exec.map(|x| CommandExec {
             kill_signal: x.kill_signal.unwrap_or(Some(defaults::COMMAND_KILL_SIGNAL)),
             kill_timeout: x.kill_timeout.unwrap_or(Duration::ZERO),
-            splay: Duration::ZERO,
-            env_pristine: x.env_pristine.unwrap_or(false),
-            env_custom: x.env_custom,
-            env_allowlist: x.env_allowlist,
-            env_denylist: x.env_denylist,
+            env: child_env(x),
         }),
         go_syntax: t.syntax.or(syntax).map(|s| s == Syntax::Go),
     }
 }
 
 /// The exec child: on when it has a command, unless `enabled = false` (consul-template).
-fn exec(x: ExecSettings, warnings: &mut Vec<String>) -> Result<Option<Exec>, ConfigError> {
+fn exec(mut x: ExecSettings, warnings: &mut Vec<String>) -> Result<Option<Exec>, ConfigError> {
     let enabled = x.enabled != Some(false);
     let options = x.has_options();
-    let Some(command) = x.command.filter(|_| enabled) else {
+    let Some(command) = x.command.take().filter(|_| enabled) else {
         if enabled && options {
             warnings.push(
                 "-exec-* flags without -exec (or an exec block) are ignored: there is no child"
@@ -184,22 +181,28 @@ fn exec(x: ExecSettings, warnings: &mut Vec<String>) -> Result<Option<Exec>, Con
         }
         return Ok(None);
     };
-    if command.iter().all(|c| c.trim().is_empty()) {
+    let Some(command) = Command::from_list(command) else {
         return Err(ConfigError::Usage(
             "-exec: the command cannot be empty".into(),
         ));
-    }
+    };
     Ok(Some(Exec {
         command,
         reload_signal: x.reload_signal.flatten(),
         kill_signal: x.kill_signal.unwrap_or(Some(defaults::EXEC_KILL_SIGNAL)),
         kill_timeout: x.kill_timeout.unwrap_or(defaults::EXEC_KILL_TIMEOUT),
         splay: x.splay.unwrap_or(Duration::ZERO),
-        env_pristine: x.env_pristine.unwrap_or(false),
-        env_custom: x.env_custom,
-        env_allowlist: x.env_allowlist,
-        env_denylist: x.env_denylist,
+        env: child_env(x),
     }))
+}
+
+fn child_env(x: ExecSettings) -> ChildEnv {
+    ChildEnv {
+        pristine: x.env_pristine.unwrap_or(false),
+        custom: x.env_custom,
+        allowlist: x.env_allowlist,
+        denylist: x.env_denylist,
+    }
 }
 
 /// consul-template's `SyslogConfig.Finalize`: on when a facility or name is set, unless

@@ -25,7 +25,7 @@ pub use finish::defaults;
 pub use keys::{LogFile, Syslog};
 pub use partial::TemplateSource;
 pub use value::{
-    EnvPair, GoDuration, LogFormat, LogLevel, Mode, Secret, SignalName, Syntax, ValueError,
+    Command, EnvPair, GoDuration, LogFormat, LogLevel, Mode, Secret, SignalName, Syntax, ValueError,
 };
 
 use crate::cli::Args;
@@ -97,8 +97,8 @@ pub struct Template {
     /// Where the template text comes from (file path, or `contents` inline).
     pub source: TemplateSource,
     pub destination: Option<PathBuf>,
-    /// consul-template's command list: one string with whitespace runs under `sh -c`.
-    pub command: Vec<String>,
+    /// What runs after the file changed.
+    pub command: Option<Command>,
     pub command_timeout: Duration,
     pub check: Option<String>,
     pub perms: Option<u32>,
@@ -116,7 +116,7 @@ pub struct Template {
     pub owner: keys::Owner,
     /// The template's `exec { env { … } kill_signal kill_timeout }`: the command's environment
     /// and how a timed-out command is stopped (`None`: our environment, SIGKILL).
-    pub command_exec: Option<Exec>,
+    pub command_exec: Option<CommandExec>,
     /// `syntax`: a Go template (converted when loaded) or handlebars; `None` = by extension
     /// (`.ctmpl`, `.tmpl`, `.tpl`, `.gotmpl` are Go).
     pub go_syntax: Option<bool>,
@@ -129,17 +129,33 @@ impl Template {
     }
 }
 
+/// A child's environment (`exec { env { … } }`): ours or none (`pristine`), kept where the
+/// allowlist matches, dropped where the denylist matches, then `custom` (`K=V`) added.
 #[derive(Debug, Clone, Default)]
+pub struct ChildEnv {
+    pub pristine: bool,
+    pub custom: Vec<String>,
+    pub allowlist: Vec<String>,
+    pub denylist: Vec<String>,
+}
+
+/// A template's `exec { env kill_signal kill_timeout }`.
+#[derive(Debug, Clone)]
+pub struct CommandExec {
+    pub env: ChildEnv,
+    pub kill_signal: Option<Signal>,
+    pub kill_timeout: Duration,
+}
+
+/// The exec child (`-exec`, `exec {}`).
+#[derive(Debug, Clone)]
 pub struct Exec {
-    pub command: Vec<String>,
+    pub command: Command,
     pub reload_signal: Option<Signal>,
     pub kill_signal: Option<Signal>,
     pub kill_timeout: Duration,
     pub splay: Duration,
-    pub env_pristine: bool,
-    pub env_custom: Vec<String>,
-    pub env_allowlist: Vec<String>,
-    pub env_denylist: Vec<String>,
+    pub env: ChildEnv,
 }
 
 /// Everything a run needs, resolved and validated.

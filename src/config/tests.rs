@@ -174,8 +174,8 @@ fn whole_checks_hold_whatever_layer_set_the_values() {
     );
     let x = c.exec.unwrap();
     assert_eq!(
-        (x.command[0].as_str(), x.kill_timeout),
-        ("nginx", Duration::from_secs(1))
+        (x.command.display(), x.kill_timeout),
+        ("nginx".to_string(), Duration::from_secs(1))
     );
     let c = resolve(
         &["--exec=nginx", "--template=in:out"],

@@ -233,6 +233,36 @@ impl FromStr for EnvPair {
     }
 }
 
+/// A command as consul-template runs it, decided once when the settings are read: one string
+/// with whitespace runs under `sh -c`; one word, or a list (`["nginx", "-s", "reload"]`),
+/// runs directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Shell(String),
+    /// Program and arguments; never empty.
+    Exec(Vec<String>),
+}
+
+impl Command {
+    /// consul-template's command list; `None` when it is empty or blank.
+    pub fn from_list(mut argv: Vec<String>) -> Option<Command> {
+        match argv.as_slice() {
+            [] => None,
+            [one] if one.trim().is_empty() => None,
+            [one] if one.contains(char::is_whitespace) => Some(Command::Shell(argv.remove(0))),
+            _ => Some(Command::Exec(argv)),
+        }
+    }
+
+    /// How logs and errors show it: the shell text, or the words joined.
+    pub fn display(&self) -> String {
+        match self {
+            Command::Shell(s) => s.clone(),
+            Command::Exec(argv) => argv.join(" "),
+        }
+    }
+}
+
 /// Go's `strconv.ParseBool`, which consul-template uses for boolean variables.
 pub fn go_bool(v: &str) -> Result<bool, ValueError> {
     match v {

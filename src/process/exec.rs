@@ -3,10 +3,9 @@
 //! forward, and on shutdown sent the kill signal, then SIGKILL after the kill timeout. Its exit
 //! code becomes ours. Waiting goes through the one reaper.
 
-use crate::config::Exec;
+use crate::config::{ChildEnv, Command, Exec};
 use crate::glob;
-use crate::process::{command_for, display, reaper, split_words};
-use anyhow::{Context, Result};
+use crate::process::{command_for, reaper, split_words, StartError};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use std::time::Duration;
@@ -22,17 +21,17 @@ pub struct ExecChild {
 
 /// The child's environment: ours (or none, pristine), filtered by the allow and deny lists,
 /// plus the custom variables and consul-template's Consul variables.
-pub fn environment(cfg: &Exec, consul_env: &[(String, String)]) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = if cfg.env_pristine {
+pub fn environment(cfg: &ChildEnv, consul_env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = if cfg.pristine {
         Vec::new()
     } else {
         std::env::vars().collect()
     };
-    if !cfg.env_allowlist.is_empty() {
-        env.retain(|(k, _)| cfg.env_allowlist.iter().any(|g| glob::matches(g, k)));
+    if !cfg.allowlist.is_empty() {
+        env.retain(|(k, _)| cfg.allowlist.iter().any(|g| glob::matches(g, k)));
     }
-    env.retain(|(k, _)| !cfg.env_denylist.iter().any(|g| glob::matches(g, k)));
-    for kv in &cfg.env_custom {
+    env.retain(|(k, _)| !cfg.denylist.iter().any(|g| glob::matches(g, k)));
+    for kv in &cfg.custom {
         if let Some((k, v)) = kv.split_once('=') {
             env.retain(|(name, _)| name != k);
             env.push((k.to_string(), v.to_string()));
@@ -47,27 +46,30 @@ pub fn environment(cfg: &Exec, consul_env: &[(String, String)]) -> Vec<(String, 
 
 impl ExecChild {
     /// Starts the child in its own process group, with `env` as its whole environment.
-    pub fn start(cfg: &Exec, env: &[(String, String)]) -> Result<ExecChild> {
+    pub fn start(cfg: &Exec, env: &[(String, String)]) -> Result<ExecChild, StartError> {
         // A command with no shell syntax runs directly, so it (not a shell around it) gets our
         // signals; consul-template runs it under `sh -c`, where a shell dies of SIGHUP.
-        let direct = match cfg.command.as_slice() {
-            [one] => split_words(one),
-            _ => None,
+        let command = match &cfg.command {
+            Command::Shell(text) => {
+                split_words(text).map_or_else(|| cfg.command.clone(), Command::Exec)
+            }
+            direct @ Command::Exec(_) => direct.clone(),
         };
-        let shell = direct.is_none()
-            && cfg.command.len() == 1
-            && cfg.command[0].contains(char::is_whitespace);
-        let mut cmd = command_for(direct.as_deref().unwrap_or(&cfg.command))?;
+        let shell = matches!(command, Command::Shell(_));
+        let mut cmd = command_for(&command);
         cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
-        let spawned = reaper::spawn(&mut cmd)
-            .with_context(|| format!("starting the exec child {:?}", display(&cfg.command)))?;
+        let spawned = reaper::spawn(&mut cmd).map_err(|source| StartError {
+            what: "the exec child",
+            command: cfg.command.display(),
+            source,
+        })?;
         let (tx, exit) = tokio::sync::watch::channel(None);
         let rx = spawned.exit;
         std::thread::spawn(move || {
             let code = rx.recv().unwrap_or(-1);
             let _ = tx.send(Some(code));
         });
-        let shown = display(&cfg.command);
+        let shown = cfg.command.display();
         tracing::info!(pid = spawned.pid, command = %shown, "started the exec child");
         Ok(ExecChild {
             pid: Pid::from_raw(spawned.pid),
@@ -134,11 +136,11 @@ mod tests {
 
     #[test]
     fn environment_filters() {
-        let cfg = Exec {
-            env_pristine: true,
-            env_custom: vec!["A=1".into(), "B=2".into()],
-            env_denylist: vec!["B".into()],
-            ..Exec::default()
+        let cfg = ChildEnv {
+            pristine: true,
+            custom: vec!["A=1".into(), "B=2".into()],
+            denylist: vec!["B".into()],
+            ..ChildEnv::default()
         };
         let env = environment(&cfg, &[("CONSUL_HTTP_ADDR".into(), "x:1".into())]);
         assert_eq!(

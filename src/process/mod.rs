@@ -9,7 +9,7 @@
 pub mod exec;
 pub mod reaper;
 
-use anyhow::{Context, Result};
+use crate::config::Command as Cmd;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::io::Read;
@@ -62,20 +62,34 @@ impl Finished {
     }
 }
 
-/// Builds the command for consul-template's command list.
-pub fn command_for(argv: &[String]) -> Result<Command> {
-    let first = argv.first().context("the command is empty")?;
-    let mut cmd = if argv.len() == 1 && first.contains(char::is_whitespace) {
-        let mut c = Command::new("sh");
-        c.arg("-c").arg(first);
-        c
-    } else {
-        let mut c = Command::new(first);
-        c.args(&argv[1..]);
-        c
+/// A command that could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("starting {what} {command:?}: {source}")]
+pub struct StartError {
+    /// `command` or `the exec child`.
+    pub what: &'static str,
+    pub command: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// The process for a command: `sh -c TEXT`, or the program with its arguments; in its own
+/// process group, with no stdin.
+pub fn command_for(command: &Cmd) -> Command {
+    let mut cmd = match command {
+        Cmd::Shell(text) => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(text);
+            c
+        }
+        Cmd::Exec(argv) => {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
     };
     cmd.stdin(Stdio::null()).process_group(0);
-    Ok(cmd)
+    cmd
 }
 
 /// Splits a command string into words the way `sh` would, when it holds no shell syntax
@@ -129,11 +143,6 @@ pub fn split_words(s: &str) -> Option<Vec<String>> {
         words.push(word);
     }
     (!words.is_empty()).then_some(words)
-}
-
-/// Shows a command list as the user wrote it.
-pub fn display(argv: &[String]) -> String {
-    argv.join(" ")
 }
 
 /// The last `TAIL_BYTES` of a command's stderr, filled by a thread that also passes it through.
@@ -220,8 +229,12 @@ pub fn group_members(pgid: Pid) -> Vec<String> {
 /// Runs `argv` with extra `env`. Returns when the command itself exits, never waiting for a
 /// process it left behind; after `timeout` its whole process group is killed. When consul-render
 /// is stopping (`stop_running`), the group gets SIGTERM, then SIGKILL after a short grace.
-pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Result<Finished> {
-    run_with(argv, env, false, timeout, None)
+pub fn run(
+    command: &Cmd,
+    env: &[(String, String)],
+    timeout: Duration,
+) -> Result<Finished, StartError> {
+    run_with(command, env, false, timeout, None)
 }
 
 /// How a timed-out command is stopped: `signal` to its group, then SIGKILL after `grace`
@@ -235,23 +248,32 @@ pub struct Stop {
 /// `run`, with `env` as the whole environment when `whole_env`, and `stop` on timeout (default:
 /// SIGKILL at once).
 pub fn run_with(
-    argv: &[String],
+    command: &Cmd,
     env: &[(String, String)],
     whole_env: bool,
     timeout: Duration,
     stop: Option<Stop>,
-) -> Result<Finished> {
-    let mut cmd = command_for(argv)?;
+) -> Result<Finished, StartError> {
+    let shown = command.display();
+    let mut cmd = command_for(command);
     if whole_env {
         cmd.env_clear();
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::piped());
     let started = Instant::now();
-    let mut spawned =
-        reaper::spawn(&mut cmd).with_context(|| format!("starting command {:?}", display(argv)))?;
+    let started_error = |source| StartError {
+        what: "command",
+        command: shown.clone(),
+        source,
+    };
+    let mut spawned = reaper::spawn(&mut cmd).map_err(started_error)?;
     let pid = Pid::from_raw(spawned.pid);
-    let stderr = spawned.child.stderr.take().context("command stderr")?;
+    let stderr = spawned
+        .child
+        .stderr
+        .take()
+        .ok_or_else(|| started_error(std::io::Error::other("no stderr pipe")))?;
     let tail = StderrTail::start(stderr);
     let deadline = started + timeout;
     let mut timed_out = false;
@@ -282,7 +304,6 @@ pub fn run_with(
             Err(mpsc::RecvTimeoutError::Disconnected) => break -1,
         }
     };
-    let shown = display(argv);
     if !timed_out && !interrupted && tracing::enabled!(tracing::Level::DEBUG) {
         // Left running on purpose, perhaps (`nginx -s reload || nginx` starts a daemon); the
         // /proc scan is only worth it for the debug line.
@@ -348,16 +369,17 @@ mod tests {
 
     #[test]
     fn shell_and_direct_forms() {
-        let f = run(&["exit 3".into()], &[], Duration::from_secs(10)).unwrap();
+        let cmd = |s: &str| Cmd::from_list(vec![s.to_string()]).unwrap();
+        let f = run(&cmd("exit 3"), &[], Duration::from_secs(10)).unwrap();
         assert_eq!(f.code, 3);
-        let f = run(&["true".into()], &[], Duration::from_secs(10)).unwrap();
+        let f = run(&cmd("true"), &[], Duration::from_secs(10)).unwrap();
         assert!(f.success());
     }
 
     #[test]
     fn stderr_tail_and_env() {
         let f = run(
-            &["echo \"oops $X\" >&2; exit 1".into()],
+            &Cmd::Shell("echo \"oops $X\" >&2; exit 1".into()),
             &[("X".into(), "42".into())],
             Duration::from_secs(10),
         )
@@ -369,7 +391,7 @@ mod tests {
     #[test]
     fn timeout_kills_the_group() {
         let f = run(
-            &["sleep 30 & sleep 30".into()],
+            &Cmd::Shell("sleep 30 & sleep 30".into()),
             &[],
             Duration::from_millis(200),
         )

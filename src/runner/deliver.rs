@@ -4,6 +4,7 @@
 //! installed, so one refused check leaves every destination as it was.
 
 use super::RunError;
+use crate::config::Command;
 use crate::config::Config;
 use crate::output::{self, WriteOptions};
 use crate::process;
@@ -100,7 +101,9 @@ fn run_check(
     let command = check.replace("{{path}}", &shell_quote(&path));
     let mut env = env.to_vec();
     env.push(("CONSUL_RENDER_CANDIDATE".into(), path));
-    match process::run(std::slice::from_ref(&command), &env, job.config.command_timeout) {
+    let to_run =
+        Command::from_list(vec![command.clone()]).unwrap_or(Command::Shell(command.clone()));
+    match process::run(&to_run, &env, job.config.command_timeout) {
         Ok(f) if f.success() => {
             tracing::debug!(template = %job.name, check = %command, "check passed");
             Ok(())
@@ -145,26 +148,30 @@ fn tail(f: &process::Finished) -> String {
 /// `exec { env { … } }`, with the environment that block makes (as consul-template's child).
 fn run_command(
     job: &Job,
-    argv: &[String],
+    command: &Command,
     env: &[(String, String)],
     timeout: std::time::Duration,
-) -> anyhow::Result<process::Finished> {
+) -> Result<process::Finished, process::StartError> {
     match &job.config.command_exec {
-        None => process::run(argv, env, timeout),
+        None => process::run(command, env, timeout),
         Some(x) => {
-            let whole = process::exec::environment(x, env);
+            let whole = process::exec::environment(&x.env, env);
             let stop = x.kill_signal.map(|signal| process::Stop {
                 signal,
                 grace: x.kill_timeout,
             });
-            process::run_with(argv, &whole, true, timeout, stop)
+            process::run_with(command, &whole, true, timeout, stop)
         }
     }
 }
 
 /// Puts `DEST.bak` back over `dest` (atomically), for `rollback`.
-fn restore_backup(dest: &std::path::Path) -> anyhow::Result<()> {
-    let previous = std::fs::read(output::backup_path(dest))?;
+fn restore_backup(dest: &std::path::Path) -> Result<(), output::OutputError> {
+    let bak = output::backup_path(dest);
+    let previous = std::fs::read(&bak).map_err(|source| output::OutputError::Io {
+        doing: format!("reading backup {}", bak.display()),
+        source,
+    })?;
     let opts = WriteOptions {
         perms: None,
         backup: false,
@@ -248,18 +255,18 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
             .inc();
         installed.push((job, had_previous));
     }
-    let mut commands: Vec<(&Job, &Vec<String>)> = Vec::new();
+    let mut commands: Vec<(&Job, &Command)> = Vec::new();
     for (job, _) in &installed {
-        if !job.config.command.is_empty()
-            && !commands.iter().any(|(_, c)| **c == job.config.command)
-        {
-            commands.push((job, &job.config.command));
+        if let Some(command) = &job.config.command {
+            if !commands.iter().any(|(_, c)| *c == command) {
+                commands.push((job, command));
+            }
         }
     }
     let mut failures = Vec::new();
     let mut command_failed = false;
-    for (job, argv) in commands {
-        let shown = process::display(argv);
+    for (job, command) in commands {
+        let shown = command.display();
         if process::stopping() {
             failures.push(format!(
                 "command {shown:?} (template {}) not run: consul-render is stopping",
@@ -268,7 +275,7 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
             continue;
         }
         let timeout = job.config.command_timeout;
-        let result = run_command(job, argv, &env, timeout);
+        let result = run_command(job, command, &env, timeout);
         let metrics = crate::status::metrics::get();
         let outcome = match &result {
             Ok(f) => {
@@ -303,7 +310,9 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
                 let rolled: Vec<&std::path::Path> = installed
                     .iter()
                     .filter(|(j, had)| {
-                        *had && j.config.rollback && j.config.backup && j.config.command == *argv
+                        *had && j.config.rollback
+                            && j.config.backup
+                            && j.config.command.as_ref() == Some(command)
                     })
                     .filter_map(|(j, _)| j.config.destination.as_deref())
                     .collect();
@@ -319,7 +328,7 @@ pub fn write_and_run(cfg: &Config, items: &[(&Job, &str)]) -> Delivered {
                             )),
                         }
                     }
-                    match run_command(job, argv, &env, timeout) {
+                    match run_command(job, command, &env, timeout) {
                         Ok(again) if again.success() => msg.push_str(
                             "\nrolled back to the previous file(s); the command then succeeded",
                         ),

@@ -12,9 +12,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-    /// The exec child could not be started or stopped.
-    #[error("{0:#}")]
-    Child(anyhow::Error),
+    /// The exec child could not be started.
+    #[error(transparent)]
+    Child(#[from] crate::process::StartError),
     #[error("every watcher stopped")]
     WatchersStopped,
     /// A dependency failed for good before every template rendered once.
@@ -34,8 +34,8 @@ pub enum RunError {
     #[error("writing to stdout: {0}")]
     Stdout(#[source] std::io::Error),
     /// A destination could not be read to compare it.
-    #[error("{0:#}")]
-    Destination(anyhow::Error),
+    #[error(transparent)]
+    Destination(#[from] crate::output::OutputError),
     #[error(transparent)]
     Status(#[from] crate::status::StatusError),
 }

@@ -27,7 +27,8 @@ use tokio::time::Instant;
 pub type WatchError = RunError;
 
 /// Re-reads config files and templates (the reload signal).
-pub type Reload<'a> = &'a dyn Fn() -> anyhow::Result<(Config, Vec<Job>)>;
+pub type Reload<'a> =
+    &'a dyn Fn() -> Result<(Config, Vec<Job>), Box<dyn std::error::Error + Send + Sync>>;
 
 #[derive(Default)]
 struct JobState {
@@ -63,7 +64,7 @@ async fn child_exit(child: &mut Option<ExecChild>) -> i32 {
 
 /// Once mode with -exec: run the child, forward signals, exit with its code.
 pub async fn run_child_once(cfg: &Config, exec_cfg: &Exec) -> Result<i32, WatchError> {
-    let env = exec::environment(exec_cfg, &deliver::command_env(cfg));
+    let env = exec::environment(&exec_cfg.env, &deliver::command_env(cfg));
     let mut child = Some(ExecChild::start(exec_cfg, &env).map_err(RunError::Child)?);
     let Signals {
         stop: mut stop_signals,
@@ -135,7 +136,7 @@ pub async fn run(
             if let Some(exec_cfg) = &cfg.exec {
                 if child.is_none() && all_rendered.load(Ordering::Relaxed) {
                     // The child starts only once every template has rendered.
-                    let env = exec::environment(exec_cfg, &deliver::command_env(&cfg));
+                    let env = exec::environment(&exec_cfg.env, &deliver::command_env(&cfg));
                     child = Some(ExecChild::start(exec_cfg, &env).map_err(RunError::Child)?);
                 } else if written > 0 {
                     if let Some(c) = &mut child {
@@ -146,7 +147,7 @@ pub async fn run(
                         } else {
                             tracing::info!("restarting the exec child");
                             c.stop(exec_cfg).await;
-                            let env = exec::environment(exec_cfg, &deliver::command_env(&cfg));
+                            let env = exec::environment(&exec_cfg.env, &deliver::command_env(&cfg));
                             *c = ExecChild::start(exec_cfg, &env).map_err(RunError::Child)?;
                         }
                     }

@@ -4,7 +4,7 @@
 //! the same JSON shapes Consul's endpoints return and go through the same conversion as the
 //! HTTP client, so tag filters, `?passing`, address fallback and ordering match a real agent.
 
-use super::datafile::DataError;
+use super::datafile::{DataError, LoadError};
 use crate::dependency::{Dependency, HealthFilter, QueryParams};
 pub use crate::source::datafile::{DataFile, DataKv, DataNode, DataService};
 use crate::source::model::{self, CatalogNode, HealthEntry, KvPair, Node};
@@ -44,7 +44,7 @@ pub struct Catalog {
 
 impl DataSource {
     /// Loads and checks a data file; errors name the file and the offending entry.
-    pub fn load(path: &Path) -> anyhow::Result<DataSource> {
+    pub fn load(path: &Path) -> Result<DataSource, LoadError> {
         let catalog = Catalog::load(path)?;
         Ok(DataSource::new(Some(path.to_path_buf()), catalog))
     }
@@ -79,7 +79,7 @@ impl DataSource {
 
     /// Reads the file again. A file that no longer parses keeps the last good version and
     /// returns the error; an unchanged one changes nothing.
-    pub fn reload(&self) -> anyhow::Result<bool> {
+    pub fn reload(&self) -> Result<bool, LoadError> {
         let Some(path) = &self.path else {
             return Ok(false);
         };
@@ -132,10 +132,18 @@ impl Source for DataSource {
 
 impl Catalog {
     /// Loads and checks a data file; errors name the file and the offending entry.
-    pub fn load(path: &Path) -> anyhow::Result<Catalog> {
-        let text = crate::fsread::read_text(path, crate::limits::INPUT_FILE_BYTES)
-            .map_err(|e| anyhow::anyhow!("data file {}: {e}", path.display()))?;
-        Self::from_json(&text).map_err(|e| anyhow::anyhow!("data file {}: {e}", path.display()))
+    pub fn load(path: &Path) -> Result<Catalog, LoadError> {
+        let text =
+            crate::fsread::read_text(path, crate::limits::INPUT_FILE_BYTES).map_err(|source| {
+                LoadError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+        Self::from_json(&text).map_err(|source| LoadError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Parses and checks data-file text.

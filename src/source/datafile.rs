@@ -21,6 +21,23 @@ impl From<String> for DataError {
     }
 }
 
+/// A data file that cannot be used, named by its path.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("data file {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data file {}: {source}", path.display())]
+    Invalid {
+        path: std::path::PathBuf,
+        #[source]
+        source: DataError,
+    },
+}
+
 impl From<&str> for DataError {
     fn from(s: &str) -> DataError {
         DataError(s.into())
