@@ -401,3 +401,29 @@ fn http_proxy_is_used_except_for_the_loopback() {
     run(&c.addr, "http://127.0.0.1:1", "direct.txt").code(0);
     assert_eq!(d.read("direct.txt"), "through the proxy");
 }
+
+#[test]
+fn every_layer_refuses_a_bad_value_by_layer_and_key() {
+    let d = Dir::new();
+    d.write("in.hbs", "x");
+    // Once refused as a flag but quietly bumped to 1 from a file; now one parser for both.
+    d.write("zero.hcl", "max_connections = 0\n");
+    d.run(&["-config", "zero.hcl", "-template", "in.hbs:out", "-dry"])
+        .code(15)
+        .stderr_has("config zero.hcl: max_connections:");
+    d.run(&["-max-connections=0", "-template", "in.hbs:out", "-dry"])
+        .code(13)
+        .stderr_has("-max-connections");
+    d.write("perms.hcl", "template {\n  source = \"in.hbs\"\n  perms = \"rw\"\n}\n");
+    d.run(&["-config", "perms.hcl", "-dry"])
+        .code(15)
+        .stderr_has("config perms.hcl: template[0].perms: perms \"rw\" is not an octal mode");
+    let run = crate::support::Run::of(
+        d.cmd()
+            .env("CONSUL_HTTP_SSL", "maybe")
+            .args(["-template", "in.hbs:out", "-dry"]),
+    );
+    run.code(13)
+        .stderr_has("environment CONSUL_HTTP_SSL: \"maybe\" is not a boolean");
+    assert!(!d.exists("out"), "nothing is written when the settings are refused");
+}
