@@ -3,7 +3,7 @@
 //!
 //! Blocking-query rules (`CONSUL_API.md` §4): an index that goes backwards resets to 0 (fetch
 //! afresh), 0 is never sent as a wait index, at least 100 ms pass between two fetches of one
-//! dependency, and only a changed value is sent. At most `max_connections` requests are open at
+//! dependency unless the first brought a changed value, and only a changed value is sent. At most `max_connections` requests are open at
 //! once (`Gate`); a dependency's first fetch goes ahead of blocking queries, which would otherwise
 //! hold every connection for a whole wait while new dependencies starve. Errors are retried with the
 //! once-mode backoff until every template has rendered once (then they end the run); after that a
@@ -219,13 +219,19 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket) {
     let mut ticket = Some(ticket);
     let mut index: u64 = 0;
     let mut last: Option<Option<Value>> = None;
+    // When the last answer brought no change (same index, one that went backwards, or a new
+    // index with the same data: CONSUL_API.md §4.4) or was an error, the next query waits until
+    // MIN_INTERVAL after the last one: the guard against hot loops. An answer that changed the
+    // value is followed at once, so back-to-back changes (a deploy registering instances one
+    // after another) are not held back 100 ms each.
     let mut last_fetch: Option<Instant> = None;
+    let mut pace = false;
     let mut delays: Option<Box<dyn Iterator<Item = Duration> + Send>> = None;
     let mut failures: u32 = 0;
     // Consul has no blocking query for the datacenter list: fetch it once, then stay idle.
     let blocking = !matches!(dep, Dependency::Datacenters { .. });
     loop {
-        if let Some(at) = last_fetch {
+        if let Some(at) = last_fetch.filter(|_| pace) {
             tokio::time::sleep_until(at + MIN_INTERVAL).await;
         }
         last_fetch = Some(Instant::now());
@@ -264,8 +270,11 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket) {
                 delays = None;
                 failures = 0;
                 // An index that went backwards means the server state was reset: start over.
+                let moved = f.index > index;
                 index = if f.index < index { 0 } else { f.index.max(1) };
-                if last.as_ref() != Some(&f.value) {
+                let changed = last.as_ref() != Some(&f.value);
+                pace = !(moved && changed);
+                if changed {
                     last = Some(f.value.clone());
                     if s.tx.send(Event::Value(dep.clone(), f.value)).is_err() {
                         return;

@@ -414,16 +414,22 @@ fn every_layer_refuses_a_bad_value_by_layer_and_key() {
     d.run(&["-max-connections=0", "-template", "in.hbs:out", "-dry"])
         .code(13)
         .stderr_has("-max-connections");
-    d.write("perms.hcl", "template {\n  source = \"in.hbs\"\n  perms = \"rw\"\n}\n");
+    d.write(
+        "perms.hcl",
+        "template {\n  source = \"in.hbs\"\n  perms = \"rw\"\n}\n",
+    );
     d.run(&["-config", "perms.hcl", "-dry"])
         .code(15)
         .stderr_has("config perms.hcl: template[0].perms: perms \"rw\" is not an octal mode");
-    let run = crate::support::Run::of(
-        d.cmd()
-            .env("CONSUL_HTTP_SSL", "maybe")
-            .args(["-template", "in.hbs:out", "-dry"]),
-    );
+    let run = crate::support::Run::of(d.cmd().env("CONSUL_HTTP_SSL", "maybe").args([
+        "-template",
+        "in.hbs:out",
+        "-dry",
+    ]));
     run.code(13)
         .stderr_has("environment CONSUL_HTTP_SSL: \"maybe\" is not a boolean");
-    assert!(!d.exists("out"), "nothing is written when the settings are refused");
+    assert!(
+        !d.exists("out"),
+        "nothing is written when the settings are refused"
+    );
 }

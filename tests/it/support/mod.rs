@@ -54,9 +54,11 @@ impl Dir {
         self.join(name).exists()
     }
 
-    /// A consul-render command running in this directory with a clean Consul environment.
+    /// A consul-render command running in this directory with a clean Consul environment
+    /// (`CONSUL_RENDER_BIN` names another binary, for benchmarks comparing two builds).
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
+        let bin = std::env::var("CONSUL_RENDER_BIN").unwrap_or_else(|_| BIN.to_string());
+        let mut c = Command::new(bin);
         c.current_dir(self.path()).stdin(Stdio::null());
         for (k, _) in std::env::vars() {
             if k.starts_with("CONSUL_") || k.starts_with("CT_") || k == "RUST_BACKTRACE" {
