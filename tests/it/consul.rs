@@ -543,3 +543,32 @@ fn namespace_and_partition_from_the_environment_or_a_config_file_reach_consul() 
         "{queries:?}"
     );
 }
+
+#[test]
+fn the_simulator_refuses_connections_over_consuls_per_client_limit() {
+    use std::io::{Read, Write};
+    let sim = Sim::start();
+    sim.limit_connections(3);
+    let held: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(&sim.addr).unwrap())
+        .collect();
+    crate::support::wait_until("3 connections counted", Duration::from_secs(10), || {
+        sim.connections_open() == 3
+    });
+    let mut extra = std::net::TcpStream::connect(&sim.addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = extra.write_all(b"GET /v1/catalog/services HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut answer = String::new();
+    let _ = extra.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.ends_with(consul_sim::CONNECTION_REFUSAL), "{answer}");
+    assert_eq!((sim.peak_connections(), sim.refused_connections()), (3, 1));
+    drop(held);
+    crate::support::wait_until("the connections closed", Duration::from_secs(10), || {
+        sim.connections_open() == 0
+    });
+    let c = Consul::with_sim(sim);
+    c.put_kv("k", "v");
+}

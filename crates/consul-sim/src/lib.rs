@@ -9,6 +9,7 @@
 
 mod blocking;
 mod client;
+mod conns;
 mod reads;
 mod routes;
 mod state;
@@ -16,6 +17,7 @@ mod tls;
 mod writes;
 
 pub use client::{writes_for, Consul, Write};
+pub use conns::{DEFAULT_LIMIT as DEFAULT_CONNECTION_LIMIT, REFUSAL as CONNECTION_REFUSAL};
 pub use routes::Fault;
 
 use blocking::Params;
@@ -33,6 +35,7 @@ use writes::{apply_kv_put, apply_register};
 /// A running simulator; dropping it stops it.
 pub struct Sim {
     shared: St,
+    conns: Arc<conns::Conns>,
     rt: Option<tokio::runtime::Runtime>,
     /// `127.0.0.1:PORT`, or the socket path for a Unix socket.
     pub addr: String,
@@ -121,6 +124,7 @@ impl Sim {
                 assert!(ok, "preloading the simulator failed on {w:?}");
             }
         });
+        let conns = Arc::new(conns::Conns::default());
         let app = router(shared.clone());
         let addr = rt.block_on(async {
             match listen {
@@ -131,6 +135,10 @@ impl Sim {
                     };
                     let l = tokio::net::TcpListener::bind(&at).await.expect("bind");
                     let addr = l.local_addr().expect("addr").to_string();
+                    let l = conns::Limited {
+                        listener: l,
+                        conns: conns.clone(),
+                    };
                     tokio::spawn(async move { axum::serve(l, app).await.ok() });
                     addr
                 }
@@ -139,11 +147,14 @@ impl Sim {
                     tokio::spawn(async move { axum::serve(l, app).await.ok() });
                     path.display().to_string()
                 }
-                Listen::Tls { cert_pem, key_pem } => serve_tls(app, &cert_pem, &key_pem).await,
+                Listen::Tls { cert_pem, key_pem } => {
+                    serve_tls(app, &cert_pem, &key_pem, conns.clone()).await
+                }
             }
         });
         Sim {
             shared,
+            conns,
             rt: Some(rt),
             addr,
         }
@@ -187,7 +198,29 @@ impl Sim {
         lock(&self.shared.counters).in_flight_max
     }
 
+    /// Consul's `http_max_conns_per_client` (default 200): connections from one address beyond
+    /// it get `429` and Consul's text.
+    pub fn limit_connections(&self, limit: usize) {
+        self.conns.set_limit(limit);
+    }
+
+    /// Connections open now (TCP and TLS listeners).
+    pub fn connections_open(&self) -> usize {
+        self.conns.open()
+    }
+
+    /// The most connections one client had open at once.
+    pub fn peak_connections(&self) -> usize {
+        self.conns.peak()
+    }
+
+    /// Connections refused for being over the limit.
+    pub fn refused_connections(&self) -> u64 {
+        self.conns.refused()
+    }
+
     pub fn reset_counters(&self) {
+        self.conns.reset();
         *lock(&self.shared.counters) = Counters::default();
     }
 
