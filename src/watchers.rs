@@ -308,6 +308,11 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket) {
                 tokio::time::sleep(wait).await;
                 // Start the next query afresh: the error may have been a reset.
                 last_fetch = None;
+                // A dependency that has no value yet keeps its place ahead of blocking queries:
+                // behind them, its retry would wait for a permit for up to a whole wait.
+                if last.is_none() {
+                    ticket = Some(s.gate.ticket());
+                }
             }
         }
     }

@@ -453,3 +453,33 @@ fn systemd_hears_ready_reloading_and_stopping_in_order() {
     assert!(next().starts_with("STOPPING=1"));
     assert_eq!(bg.wait_exit(LIMIT), Some(0), "{}", bg.log());
 }
+
+/// A dependency whose first fetch failed keeps its place ahead of blocking queries: with one
+/// connection held by another dependency's 60 s blocking query, its retry must not wait it out.
+#[test]
+fn a_retried_first_fetch_goes_ahead_of_blocking_queries() {
+    let c = Consul::start();
+    let Some(sim) = c.sim() else { return };
+    c.put_kv("a", "A");
+    c.put_kv("b", "B");
+    sim.fault(
+        consul_sim::Fault::Status(500, "No cluster leader".into()),
+        1,
+        Some("/v1/kv/b"),
+    );
+    let d = Dir::new();
+    d.write("in.hbs", "{{key \"a\"}} {{key \"b\"}}");
+    let started = Instant::now();
+    let _bg = d.spawn(&[
+        &format!("-consul-addr={}", c.addr),
+        "-template=in.hbs:out.conf",
+        "-max-connections=1",
+        "-block-query-wait=60s",
+        "-consul-retry-backoff=50ms",
+    ]);
+    // The retry comes 50 ms after the failure; behind the blocking query it would come ~60 s later.
+    wait_until("both keys rendered", LIMIT, || {
+        d.exists("out.conf") && d.read("out.conf") == "A B"
+    });
+    assert!(started.elapsed() < LIMIT);
+}
