@@ -283,3 +283,64 @@ fn the_seed_switch_script_flips_with_once() {
     switch("purple", "true").code(1).stderr_has("usage");
     switch("", "true").code(1);
 }
+
+/// The Docker Flow seed's proxy reconfiguration (examples/docker-flow): 150 applications deployed
+/// blue-green (300 services), routed by a KV path or a `path=` tag to their live colour; nginx
+/// accepts the result, and flipping one application's colour in KV moves only its upstream.
+#[test]
+fn the_docker_flow_example_routes_each_app_to_its_live_colour() {
+    let d = crate::support::Dir::new();
+    let example = repo().join("examples/docker-flow");
+    let data = std::fs::read_to_string(example.join("data.json")).unwrap();
+    d.write("data.json", &data);
+    let port = crate::support::free_port().to_string();
+    let render = || {
+        crate::support::Run::of(
+            d.cmd()
+                .env("PROXY_PORT", &port)
+                .arg("-data=data.json")
+                .arg(format!(
+                    "-template={}:nginx.conf",
+                    example.join("proxy.hbs").display()
+                ))
+                .arg("-once"),
+        )
+        .code(0);
+        d.read("nginx.conf")
+    };
+    let conf = render();
+    let (ok, out) = crate::support::nginx_test(&d.join("nginx.conf"), d.path());
+    assert!(ok, "nginx -t refused the Docker Flow config:\n{out}");
+    assert_eq!(
+        conf.matches("upstream app").count(),
+        150,
+        "one per application"
+    );
+    // Half the applications have a KV path, a quarter a path= tag, a quarter none.
+    assert_eq!(conf.matches("location /app").count(), 113);
+    let block = |conf: &str, name: &str| -> String {
+        let start = conf.find(&format!("upstream {name} {{")).expect(name);
+        conf[start..start + conf[start..].find('}').unwrap()].to_string()
+    };
+    // app000 is blue (ports 32768, 32769), app001 green (ports 32774, 32775).
+    assert!(block(&conf, "app000").contains(":32768;"));
+    assert!(block(&conf, "app001").contains(":32774;"));
+    assert!(conf.contains("location /app002 {\n      proxy_pass http://app002;"));
+    assert!(!conf.contains("location /app003"), "app003 has no path");
+    // The deploy flips app000 to green: only its upstream changes.
+    d.write(
+        "data.json",
+        &data.replace(
+            "\"docker-flow/app000/color\": \"blue\"",
+            "\"docker-flow/app000/color\": \"green\"",
+        ),
+    );
+    let flipped = render();
+    assert!(block(&flipped, "app000").contains(":32770;"));
+    assert_eq!(block(&flipped, "app001"), block(&conf, "app001"));
+    assert!(
+        flipped.replace(&block(&flipped, "app000"), "")
+            == conf.replace(&block(&conf, "app000"), ""),
+        "only app000's upstream changed"
+    );
+}
