@@ -464,6 +464,55 @@ fn tls_with_a_self_signed_ca() {
     .code(14);
 }
 
+/// Consul's HTTPS listener offers HTTP/2: every blocking query then shares one connection, so
+/// Consul's per-client connection limit is no concern however many services are watched.
+#[test]
+fn over_tls_every_blocking_query_shares_one_http2_connection() {
+    let (ca, cert, key) = certificates();
+    let writes: Vec<consul_sim::Write> = (0..300)
+        .map(|i| {
+            consul_sim::Write::Register(serde_json::json!({
+                "Node": format!("node-{}", i % 10), "Address": format!("10.0.0.{}", i % 10),
+                "Service": {"ID": format!("svc-{i}"), "Service": format!("svc-{i}"), "Port": 1000 + i}
+            }))
+        })
+        .collect();
+    let sim = Sim::start_loaded(
+        Listen::Tls {
+            cert_pem: cert,
+            key_pem: key,
+        },
+        None,
+        "agent-node",
+        &writes,
+    );
+    sim.limit_connections(10);
+    let d = Dir::new();
+    d.write("ca.pem", &ca);
+    d.write(
+        "in.hbs",
+        "{{#each (services)}}{{#each (service Name)}}{{ID}}\n{{/each}}{{/each}}",
+    );
+    let _bg = d.spawn(&[
+        &format!("-consul-addr=https://{}", sim.addr),
+        "-consul-ssl-ca-cert=ca.pem",
+        "-template=in.hbs:out.conf",
+    ]);
+    crate::support::wait_until("300 services rendered", Duration::from_secs(60), || {
+        d.exists("out.conf") && d.lines("out.conf") == 300
+    });
+    // The watchers hold their blocking queries (at most -max-connections of them) open now.
+    crate::support::wait_until("blocking queries open", Duration::from_secs(20), || {
+        sim.in_flight() >= 100
+    });
+    assert_eq!(
+        (sim.peak_connections(), sim.refused_connections()),
+        (1, 0),
+        "{} requests open over the connections",
+        sim.in_flight()
+    );
+}
+
 #[test]
 fn simulator_agrees_with_py_consul() {
     // py-consul is a Consul client someone else wrote: a mistake in the simulator's JSON shapes
