@@ -29,6 +29,35 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Polls `done` every 100 µs; the time since `started` when it holds (change `i` of `bg`).
+fn until(
+    started: Instant,
+    i: usize,
+    bg: &support::Background,
+    mut done: impl FnMut() -> bool,
+) -> Duration {
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no update for change {i}\n{}",
+            bg.log()
+        );
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    started.elapsed()
+}
+
+fn report(what: &str, mut latencies: Vec<Duration>) {
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{what}: median {:.2} ms, p99 {:.2} ms, max {:.2} ms over {CHANGES} changes",
+        ms(latencies[CHANGES / 2]),
+        ms(latencies[CHANGES * 99 / 100]),
+        ms(latencies[CHANGES - 1])
+    );
+}
+
 fn inode(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.ino())
 }
@@ -63,25 +92,10 @@ fn blue_green() {
         let started = Instant::now();
         c.register(json!({"Node": "docker-host-1", "Address": "10.0.1.11",
             "Service": {"ID": "docker-host-1:bg_blue:80", "Service": "blue", "Address": "10.0.1.11", "Port": port}}));
-        while inode(&conf) == before {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "no update for change {i}\n{}",
-                bg.log()
-            );
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        latencies.push(started.elapsed());
+        latencies.push(until(started, i, &bg, || inode(&conf) != before));
         std::thread::sleep(Duration::from_millis(150));
     }
-    latencies.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "blue-green, Consul write to file replaced: median {:.2} ms, p99 {:.2} ms, max {:.2} ms over {CHANGES} changes",
-        ms(latencies[CHANGES / 2]),
-        ms(latencies[CHANGES * 99 / 100]),
-        ms(latencies[CHANGES - 1])
-    );
+    report("blue-green, Consul write to file replaced", latencies);
     println!(
         "blue-green watcher peak RSS: {:.1} MiB",
         peak_rss_kib(bg.pid()) as f64 / 1024.0
@@ -112,27 +126,13 @@ fn back_to_back() {
         let started = Instant::now();
         c.register(json!({"Node": "docker-host-1", "Address": "10.0.1.11",
             "Service": {"ID": "web-1", "Service": "web", "Address": "10.0.1.11", "Port": port}}));
-        while !std::fs::read_to_string(&conf)
-            .unwrap_or_default()
-            .contains(&want)
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "no update for change {i}\n{}",
-                bg.log()
-            );
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        latencies.push(started.elapsed());
+        latencies.push(until(started, i, &bg, || {
+            std::fs::read_to_string(&conf)
+                .unwrap_or_default()
+                .contains(&want)
+        }));
     }
-    latencies.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "back-to-back changes, Consul write to file: median {:.2} ms, p99 {:.2} ms, max {:.2} ms over {CHANGES} changes",
-        ms(latencies[CHANGES / 2]),
-        ms(latencies[CHANGES * 99 / 100]),
-        ms(latencies[CHANGES - 1])
-    );
+    report("back-to-back changes, Consul write to file", latencies);
 }
 
 fn thousand_services() {
