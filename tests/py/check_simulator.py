@@ -109,6 +109,30 @@ def main():
     took = time.time() - started
     check(0.9 <= took < 3 and same_index == new_index, f"with no change it waits out `wait` and keeps the index ({took:.2f}s)")
 
+    # Every check at once (what a watcher of thousands of services blocks on): names, tags,
+    # per-check ModifyIndex; a KV write does not wake it, a check change does.
+    index, checks = c.health.state("any")
+    mine = {ch["CheckID"]: ch for ch in checks if ch.get("ServiceName") == web}
+    check(set(mine) == {f"service:{web}-1", f"service:{web}-2"},
+          f"health state any lists every check with its service's name: {sorted(mine)}")
+    check(mine[f"service:{web}-1"]["ServiceTags"] == ["v1"], "health state carries the service's tags")
+    _, critical = c.health.state("critical")
+    check(all(ch["Status"] == "critical" for ch in critical)
+          and f"service:{web}-2" in [ch["CheckID"] for ch in critical], "health state critical filters")
+    before = mine[f"service:{web}-1"]["ModifyIndex"]
+    later(0.3, lambda: c.kv.put(f"{k}/unrelated-2", "1"))
+    later(0.8, lambda: c.catalog.register(node1, "10.0.0.1", check={
+        "CheckID": f"service:{web}-1", "Name": "web check", "Status": "warning",
+        "ServiceID": f"{web}-1"}))
+    started = time.time()
+    new_index, checks = c.health.state("any", index=index, wait="5s")
+    took = time.time() - started
+    check(0.7 <= took < 4 and int(new_index) > int(index),
+          f"a blocking health state query waits past a KV write and wakes on a check change ({took:.2f}s)")
+    changed = [ch for ch in checks if ch["CheckID"] == f"service:{web}-1"][0]
+    check(changed["Status"] == "warning" and changed["ModifyIndex"] > before,
+          "the changed check's ModifyIndex moved")
+
     index, item = c.kv.get(f"{k}/later")
     check(item is None, "blocking on a missing key starts from its 404 index")
     later(0.4, lambda: c.kv.put(f"{k}/later", "now"))

@@ -26,10 +26,48 @@ pub(crate) fn service_json(s: &SimService) -> Value {
            "TaggedAddresses": {}, "CreateIndex": s.index, "ModifyIndex": s.index})
 }
 
-pub(crate) fn check_json(node: &str, c: &SimCheck, service_name: &str) -> Value {
+pub(crate) fn check_json(node: &str, c: &SimCheck, service: Option<&SimService>) -> Value {
     json!({"Node": node, "CheckID": c.id, "Name": c.name, "Status": c.status, "Notes": c.notes,
-           "Output": c.output, "ServiceID": c.service_id, "ServiceName": service_name,
-           "ServiceTags": [], "Type": "", "CreateIndex": 1, "ModifyIndex": 1})
+           "Output": c.output, "ServiceID": c.service_id,
+           "ServiceName": service.map_or("", |s| s.name.as_str()),
+           "ServiceTags": service.map_or(&[][..], |s| s.tags.as_slice()), "Type": "",
+           "CreateIndex": c.create, "ModifyIndex": c.modify})
+}
+
+/// `GET /v1/health/state/:state`: every check in that state (`any`: all), across services and
+/// nodes, with its service's name and tags; the index moves when any check changes.
+pub(crate) async fn health_state(
+    State(st): State<St>,
+    Path(state): Path<String>,
+    raw: axum::extract::RawQuery,
+) -> Response {
+    if !["any", "passing", "warning", "critical"].contains(&state.as_str()) {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("Unknown check state: {state:?}"),
+        )
+            .into_response();
+    }
+    let p = params(raw);
+    blocking(&st, &p, move |d, p| {
+        let dc = dc_of(d, p);
+        let out: Vec<Value> = d
+            .checks
+            .iter()
+            .filter(|((node, _), c)| {
+                (state == "any" || c.status == state)
+                    && d.nodes.get(node).is_some_and(|n| n.datacenter == dc)
+            })
+            .map(|((node, _), c)| {
+                let service = (!c.service_id.is_empty())
+                    .then(|| d.services.get(&(node.clone(), c.service_id.clone())))
+                    .flatten();
+                check_json(node, c, service)
+            })
+            .collect();
+        Read::Json(Value::Array(out), d.checks_table)
+    })
+    .await
 }
 
 /// (node name, node, service) for instances of `name` in the query's datacenter with its tags.
@@ -80,7 +118,7 @@ pub(crate) async fn health_service(
             }
             let checks: Vec<Value> = checks
                 .iter()
-                .map(|c| check_json(node, c, if c.service_id.is_empty() { "" } else { &s.name }))
+                .map(|c| check_json(node, c, (!c.service_id.is_empty()).then_some(s)))
                 .collect();
             out.push(
                 json!({"Node": node_json(node, n), "Service": service_json(s), "Checks": checks}),

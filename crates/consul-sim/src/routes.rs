@@ -25,6 +25,7 @@ pub enum Fault {
 pub(crate) fn router(st: St) -> Router {
     let v1 = Router::new()
         .route("/v1/health/service/{name}", get(health_service))
+        .route("/v1/health/state/{state}", get(health_state))
         .route("/v1/catalog/service/{name}", get(catalog_service))
         .route("/v1/catalog/services", get(catalog_services))
         .route("/v1/catalog/nodes", get(catalog_nodes))

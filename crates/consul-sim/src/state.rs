@@ -44,6 +44,9 @@ pub(crate) struct SimCheck {
     pub(crate) service_id: String,
     pub(crate) notes: String,
     pub(crate) output: String,
+    /// Consul's `CreateIndex` and `ModifyIndex` of the check.
+    pub(crate) create: u64,
+    pub(crate) modify: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -73,6 +76,8 @@ pub(crate) struct Data {
     pub(crate) kv_index: BTreeMap<String, u64>,
     pub(crate) services_table: u64,
     pub(crate) nodes_table: u64,
+    /// Last change to any check (added, changed, removed): `/v1/health/state/:state`'s index.
+    pub(crate) checks_table: u64,
 }
 
 #[derive(Default)]

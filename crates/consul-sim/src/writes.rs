@@ -120,18 +120,25 @@ pub(crate) fn apply_register(st: &St, v: &Value) -> Result<(), String> {
                 other => return bad_request(&format!("Invalid check status: {other:?}")),
             };
             let service_id = text(&c, "ServiceID");
-            let check = SimCheck {
+            let mut check = SimCheck {
                 id: id.clone(),
                 name: text(&c, "Name"),
                 status,
                 service_id: service_id.clone(),
                 notes: text(&c, "Notes"),
                 output: text(&c, "Output"),
+                create: idx,
+                modify: idx,
             };
-            if d.checks.get(&(node.clone(), id.clone())) == Some(&check) {
-                continue;
+            if let Some(old) = d.checks.get(&(node.clone(), id.clone())) {
+                (check.create, check.modify) = (old.create, old.modify);
+                if *old == check {
+                    continue;
+                }
+                check.modify = idx;
             }
             d.checks.insert((node.clone(), id), check);
+            d.checks_table = idx;
             if service_id.is_empty() {
                 d.touch_node(&node, idx);
             } else if let Some(s) = d.services.get(&(node.clone(), service_id)).cloned() {
@@ -163,9 +170,11 @@ pub(crate) async fn deregister(State(st): State<St>, body: Bytes) -> Response {
             }
             d.checks
                 .retain(|(n, _), c| !(n == &node && c.service_id == service_id));
+            d.checks_table = idx;
             d.node_index.insert(node.clone(), idx);
         } else if !check_id.is_empty() {
             if let Some(c) = d.checks.remove(&(node.clone(), check_id)) {
+                d.checks_table = idx;
                 match d
                     .services
                     .get(&(node.clone(), c.service_id.clone()))
@@ -182,6 +191,7 @@ pub(crate) async fn deregister(State(st): State<St>, body: Bytes) -> Response {
             d.nodes.remove(&node);
             d.services.retain(|(n, _), _| n != &node);
             d.checks.retain(|(n, _), _| n != &node);
+            d.checks_table = idx;
             d.services_table = idx;
         }
     }
