@@ -110,6 +110,10 @@ pub enum Dependency {
         query: QueryParams,
     },
     /// `file`: a local file's contents, read within the template's `sandbox_path` if any.
+    /// Every health check in the agent's datacenter (`/v1/health/state/any`): what watch mode
+    /// blocks on to learn which services changed when it watches more of them than it has
+    /// connections. No helper asks for it.
+    HealthState,
     File {
         path: PathBuf,
         sandbox: Option<PathBuf>,
@@ -182,6 +186,7 @@ impl fmt::Display for Dependency {
             Dependency::KeyPrefix { prefix, dc, query } => {
                 write!(f, "kv.list({prefix}{})", suffix(dc, None, query))
             }
+            Dependency::HealthState => f.write_str("health.state(any)"),
             Dependency::File { path, .. } => write!(f, "file({})", path.display()),
         }
     }

@@ -23,7 +23,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify, Semaphore, SemaphorePermit};
 use tokio::task::JoinHandle;
 
+mod detect;
 mod files;
+use detect::Detector;
 use files::FileWatch;
 use tokio::time::Instant;
 
@@ -116,13 +118,30 @@ struct Shared {
     retry: Retry,
     /// Set by the runner once every template has rendered.
     all_rendered: Arc<AtomicBool>,
+    /// Send an answer whose index moved even when its value did not (the change detector's
+    /// broad queries: an instance registered without a check moves only the catalog's index).
+    every_index: bool,
+}
+
+/// When a dependency's task asks again after an answer.
+enum Wake {
+    /// A blocking query on the last index.
+    Blocking,
+    /// Never: Consul cannot block on it (the datacenter list).
+    Never,
+    /// When the change detector says it may have changed.
+    Notified(Arc<Notify>),
 }
 
 /// Every running watcher.
 pub struct Watchers {
     shared: Shared,
-    tasks: HashMap<Dependency, JoinHandle<()>>,
+    /// Each watched dependency's task, and whether it follows the change detector.
+    tasks: HashMap<Dependency, (JoinHandle<()>, bool)>,
     files: FileWatch,
+    /// Started when there are more dependencies than connections.
+    detector: Option<Detector>,
+    cap: usize,
 }
 
 impl Watchers {
@@ -143,24 +162,45 @@ impl Watchers {
                 gate: Arc::new(Gate::new(cfg.consul.max_connections as usize)),
                 wait: cfg.consul.block_query_wait,
                 all_rendered,
+                every_index: false,
             },
             tasks: HashMap::new(),
             files,
+            detector: None,
+            cap: cfg.consul.max_connections as usize,
         }
     }
 
     /// Starts watchers for `wanted` dependencies not watched yet and stops the others. Returns
     /// the dependencies no longer watched.
+    ///
+    /// With more Consul dependencies than `max_connections`, service and key dependencies follow
+    /// the change detector instead of holding a blocking query each (`detect`).
     pub fn sync(&mut self, wanted: &HashSet<Dependency>) -> Vec<Dependency> {
+        let detect = !self.shared.sources.is_data()
+            && wanted.iter().filter(|d| d.is_consul()).count() > self.cap;
+        let follows = |dep: &Dependency| detect && detect::followable(dep);
         let gone: Vec<Dependency> = self
             .tasks
             .keys()
             .filter(|d| !wanted.contains(*d))
             .cloned()
             .collect();
-        for dep in &gone {
-            if let Some(task) = self.tasks.remove(dep) {
+        // A dependency that changes between blocking and following is started again.
+        let switched: Vec<Dependency> = self
+            .tasks
+            .iter()
+            .filter(|(d, (_, following))| wanted.contains(*d) && *following != follows(d))
+            .map(|(d, _)| d.clone())
+            .collect();
+        for dep in gone.iter().chain(&switched) {
+            if let Some((task, following)) = self.tasks.remove(dep) {
                 task.abort();
+                if following {
+                    if let Some(d) = self.detector.as_mut() {
+                        d.unfollow(dep);
+                    }
+                }
             }
             if let Dependency::File { path, .. } = dep {
                 self.files.forget(path);
@@ -170,6 +210,7 @@ impl Watchers {
             if self.tasks.contains_key(dep) {
                 continue;
             }
+            let following = follows(dep);
             let task = match dep {
                 Dependency::File { path, .. } => {
                     self.files.watch(dep.clone(), path);
@@ -180,13 +221,25 @@ impl Watchers {
                         let _ = tx.send(Event::Value(dep, value));
                     })
                 }
-                _ => tokio::spawn(watch_dependency(
-                    self.shared.clone(),
-                    dep.clone(),
-                    self.shared.gate.ticket(),
-                )),
+                _ => {
+                    let wake = if following {
+                        let shared = &self.shared;
+                        let detector = self.detector.get_or_insert_with(|| Detector::new(shared));
+                        Wake::Notified(detector.follow(dep))
+                    } else if matches!(dep, Dependency::Datacenters { .. }) {
+                        Wake::Never
+                    } else {
+                        Wake::Blocking
+                    };
+                    tokio::spawn(watch_dependency(
+                        self.shared.clone(),
+                        dep.clone(),
+                        self.shared.gate.ticket(),
+                        wake,
+                    ))
+                }
             };
-            self.tasks.insert(dep.clone(), task);
+            self.tasks.insert(dep.clone(), (task, following));
         }
         gone
     }
@@ -202,9 +255,10 @@ impl Watchers {
 
     /// Stops every watcher; in-flight queries are dropped.
     pub fn stop(&mut self) {
-        for (_, task) in self.tasks.drain() {
+        for (_, (task, _)) in self.tasks.drain() {
             task.abort();
         }
+        self.detector = None;
     }
 }
 
@@ -215,7 +269,7 @@ impl Drop for Watchers {
 }
 
 /// One dependency's loop of blocking queries.
-async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket) {
+async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake: Wake) {
     let mut ticket = Some(ticket);
     let mut index: u64 = 0;
     let mut last: Option<Option<Value>> = None;
@@ -228,8 +282,7 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket) {
     let mut pace = false;
     let mut delays: Option<Box<dyn Iterator<Item = Duration> + Send>> = None;
     let mut failures: u32 = 0;
-    // Consul has no blocking query for the datacenter list: fetch it once, then stay idle.
-    let blocking = !matches!(dep, Dependency::Datacenters { .. });
+    let blocking = matches!(wake, Wake::Blocking);
     loop {
         if let Some(at) = last_fetch.filter(|_| pace) {
             tokio::time::sleep_until(at + MIN_INTERVAL).await;
@@ -274,14 +327,16 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket) {
                 index = if f.index < index { 0 } else { f.index.max(1) };
                 let changed = last.as_ref() != Some(&f.value);
                 pace = !(moved && changed);
-                if changed {
+                if changed || (s.every_index && moved) {
                     last = Some(f.value.clone());
                     if s.tx.send(Event::Value(dep.clone(), f.value)).is_err() {
                         return;
                     }
                 }
-                if !blocking {
-                    std::future::pending::<()>().await;
+                match &wake {
+                    Wake::Blocking => {}
+                    Wake::Never => std::future::pending::<()>().await,
+                    Wake::Notified(n) => n.notified().await,
                 }
             }
             Err(e) => {

@@ -300,7 +300,7 @@ impl Catalog {
                 };
                 Some(model::kv_list(&pairs, prefix))
             }
-            Dependency::File { .. } => {
+            Dependency::File { .. } | Dependency::HealthState => {
                 return Err(SourceError::Fatal(format!(
                     "{dep} is not answered by the data file"
                 )))

@@ -36,6 +36,11 @@ impl Sources {
         }
     }
 
+    /// Whether values come from the `-data` file (no connections to count).
+    pub fn is_data(&self) -> bool {
+        self.data.is_some()
+    }
+
     pub fn retry(&self) -> &Retry {
         &self.retry
     }

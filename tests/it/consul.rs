@@ -497,6 +497,8 @@ fn over_tls_every_blocking_query_shares_one_http2_connection() {
         &format!("-consul-addr=https://{}", sim.addr),
         "-consul-ssl-ca-cert=ca.pem",
         "-template=in.hbs:out.conf",
+        // Room for a blocking query per service (else they follow the change detector).
+        "-max-connections=1000",
     ]);
     crate::support::wait_until("300 services rendered", Duration::from_secs(60), || {
         d.exists("out.conf") && d.lines("out.conf") == 300

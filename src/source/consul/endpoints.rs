@@ -68,6 +68,13 @@ impl ConsulSource {
                 let value = node.as_ref().map_or_else(model::empty_node, model::node);
                 Ok(fetched(Some(value), a.index))
             }
+            Dependency::HealthState => {
+                let a = self
+                    .get(&["health", "state", "any"], Vec::new(), block)
+                    .await?;
+                let checks: Value = ok_json(&a)?;
+                Ok(fetched(Some(checks), a.index))
+            }
             Dependency::Datacenters { ignore_failing } => {
                 let a = self
                     .get(&["catalog", "datacenters"], Vec::new(), None)

@@ -1,0 +1,378 @@
+//! Change detection for more dependencies than connections (`CONSUL_API.md` §9): instead of a
+//! blocking query each, service and key dependencies ("followers") are fetched once and then
+//! only when a few broad blocking queries say they changed:
+//! - `/v1/health/state/any`: a check added, changed or removed names its service (Fabio watches
+//!   this endpoint alone);
+//! - `/v1/catalog/services`: a service added or removed, or its tags changed, names it; an index
+//!   that moved with nothing named (an instance registered without a check, a port changed) and
+//!   no health change at the same time refreshes every service follower (Traefik's catalog
+//!   provider watches these two together);
+//! - a recursive KV query on the followers' common prefix: a key whose entry changed names it.
+
+use super::{watch_dependency, Event, Shared};
+use crate::dependency::Dependency;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How long an unnamed catalog change waits for the health query to name it.
+const ATTRIBUTE_WINDOW: Duration = Duration::from_millis(150);
+
+/// Whether `dep` can be a follower: a service or key in the agent's datacenter, no query
+/// parameters (the broad queries see exactly that scope).
+pub(super) fn followable(dep: &Dependency) -> bool {
+    match dep {
+        Dependency::Service(q) => q.dc.is_none() && q.query.is_empty(),
+        Dependency::Key { dc, query, .. } => dc.is_none() && query.is_empty(),
+        _ => false,
+    }
+}
+
+/// The followers and how to wake each.
+#[derive(Default)]
+struct Registry {
+    /// Service name → its followers.
+    services: HashMap<String, Vec<(Dependency, Arc<Notify>)>>,
+    /// Key path → its followers.
+    keys: HashMap<String, Vec<(Dependency, Arc<Notify>)>>,
+}
+
+impl Registry {
+    fn wake_service(&self, name: &str) -> usize {
+        self.services
+            .get(name)
+            .map_or(0, |list| wake_all(list.iter().map(|(_, n)| n)))
+    }
+
+    fn wake_every_service(&self) -> usize {
+        wake_all(self.services.values().flatten().map(|(_, n)| n))
+    }
+
+    fn wake_key(&self, path: &str) -> usize {
+        self.keys
+            .get(path)
+            .map_or(0, |list| wake_all(list.iter().map(|(_, n)| n)))
+    }
+
+    /// The longest common prefix of the followed keys, cut after its last `/`.
+    fn key_prefix(&self) -> Option<String> {
+        let mut keys = self.keys.keys();
+        let first = keys.next()?.clone();
+        let common = keys.fold(first, |acc, k| {
+            let n = acc
+                .chars()
+                .zip(k.chars())
+                .take_while(|(a, b)| a == b)
+                .count();
+            acc.chars().take(n).collect()
+        });
+        Some(
+            common
+                .rfind('/')
+                .map_or(String::new(), |i| common[..=i].to_string()),
+        )
+    }
+}
+
+fn wake_all<'a>(list: impl Iterator<Item = &'a Arc<Notify>>) -> usize {
+    list.map(|n| n.notify_one()).count()
+}
+
+/// The broad queries and the loop that turns their answers into wake-ups.
+pub(super) struct Detector {
+    registry: Arc<Mutex<Registry>>,
+    shared: Shared,
+    health: Option<JoinHandle<()>>,
+    catalog: Option<JoinHandle<()>>,
+    kv: Option<(String, JoinHandle<()>)>,
+    diff: JoinHandle<()>,
+}
+
+impl Detector {
+    /// A detector whose broad queries share `shared`'s connections and retry policy.
+    pub(super) fn new(shared: &Shared) -> Detector {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let registry = Arc::new(Mutex::new(Registry::default()));
+        let diff = tokio::spawn(diff_loop(rx, registry.clone()));
+        Detector {
+            registry,
+            shared: Shared {
+                tx,
+                every_index: true,
+                ..shared.clone()
+            },
+            health: None,
+            catalog: None,
+            kv: None,
+            diff,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn spawn(&self, dep: Dependency) -> JoinHandle<()> {
+        tokio::spawn(watch_dependency(
+            self.shared.clone(),
+            dep,
+            self.shared.gate.ticket(),
+            super::Wake::Blocking,
+        ))
+    }
+
+    /// Registers a follower; the returned `Notify` wakes it when its value may have changed.
+    pub(super) fn follow(&mut self, dep: &Dependency) -> Arc<Notify> {
+        let wake = Arc::new(Notify::new());
+        match dep {
+            Dependency::Service(q) => {
+                self.lock()
+                    .services
+                    .entry(q.name.clone())
+                    .or_default()
+                    .push((dep.clone(), wake.clone()));
+                if self.health.is_none() {
+                    self.health = Some(self.spawn(Dependency::HealthState));
+                    self.catalog = Some(self.spawn(Dependency::Services {
+                        dc: None,
+                        query: Vec::new(),
+                    }));
+                }
+            }
+            Dependency::Key { path, .. } => {
+                self.lock()
+                    .keys
+                    .entry(path.clone())
+                    .or_default()
+                    .push((dep.clone(), wake.clone()));
+                self.watch_prefix();
+            }
+            _ => {}
+        }
+        wake
+    }
+
+    pub(super) fn unfollow(&mut self, dep: &Dependency) {
+        let mut r = self.lock();
+        let (map, key) = match dep {
+            Dependency::Service(q) => (&mut r.services, &q.name),
+            Dependency::Key { path, .. } => (&mut r.keys, path),
+            _ => return,
+        };
+        if let Some(list) = map.get_mut(key) {
+            list.retain(|(d, _)| d != dep);
+            if list.is_empty() {
+                map.remove(key);
+            }
+        }
+        drop(r);
+        if matches!(dep, Dependency::Key { .. }) {
+            self.watch_prefix();
+        }
+    }
+
+    /// Keeps the KV query on the followed keys' common prefix.
+    fn watch_prefix(&mut self) {
+        let prefix = self.lock().key_prefix();
+        if self.kv.as_ref().map(|(p, _)| p) == prefix.as_ref() {
+            return;
+        }
+        if let Some((_, task)) = self.kv.take() {
+            task.abort();
+        }
+        if let Some(prefix) = prefix {
+            let task = self.spawn(Dependency::KeyPrefix {
+                prefix: prefix.clone(),
+                dc: None,
+                query: Vec::new(),
+            });
+            self.kv = Some((prefix, task));
+        }
+    }
+}
+
+impl Drop for Detector {
+    fn drop(&mut self) {
+        for task in [self.health.take(), self.catalog.take()]
+            .into_iter()
+            .flatten()
+            .chain(self.kv.take().map(|(_, t)| t))
+        {
+            task.abort();
+        }
+        self.diff.abort();
+    }
+}
+
+/// Every check's service and modify index, by node and check ID.
+type Checks = HashMap<(String, String), (String, u64)>;
+
+fn checks(v: &Value) -> Checks {
+    let text = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let modify = c.get("ModifyIndex").and_then(Value::as_u64).unwrap_or(0);
+            (
+                (text(c, "Node"), text(c, "CheckID")),
+                (text(c, "ServiceName"), modify),
+            )
+        })
+        .collect()
+}
+
+/// The services whose checks differ between `old` and `new` (added, removed or modified).
+fn changed_services(old: &Checks, new: &Checks) -> Vec<String> {
+    let mut names: Vec<String> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .chain(old.iter().filter(|(k, _)| !new.contains_key(*k)))
+        .map(|(_, (name, _))| name.clone())
+        .filter(|n| !n.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The names whose entries differ between two maps (added, removed or changed).
+fn changed_names<V: PartialEq>(
+    old: &BTreeMap<String, V>,
+    new: &BTreeMap<String, V>,
+) -> Vec<String> {
+    let mut names: Vec<String> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .chain(old.keys().filter(|k| !new.contains_key(*k)).cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn kv_entries(v: &Value) -> BTreeMap<String, Value> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((p.get("Path")?.as_str()?.to_string(), p.clone())))
+        .collect()
+}
+
+/// Turns the broad queries' answers into wake-ups.
+async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<Registry>>) {
+    let lock = || {
+        registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let mut health: Option<Checks> = None;
+    let mut catalog: Option<BTreeMap<String, Value>> = None;
+    let mut kv: Option<BTreeMap<String, Value>> = None;
+    let mut last_named = Instant::now();
+    // An unnamed catalog change: when it happened, and when to act on it.
+    let mut unnamed: Option<(Instant, Instant)> = None;
+    loop {
+        let deadline = unnamed.map(|(_, at)| at);
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(Event::Value(dep, value)) = ev else {
+                    if ev.is_none() { return; }
+                    continue;
+                };
+                let value = value.unwrap_or(Value::Null);
+                match dep {
+                    Dependency::HealthState => {
+                        let now = checks(&value);
+                        if let Some(old) = &health {
+                            let names = changed_services(old, &now);
+                            if !names.is_empty() {
+                                last_named = Instant::now();
+                                let r = lock();
+                                let woken: usize = names.iter().map(|n| r.wake_service(n)).sum();
+                                tracing::debug!(services = ?names, woken, "health changed");
+                            }
+                        }
+                        health = Some(now);
+                    }
+                    Dependency::Services { .. } => {
+                        let now: BTreeMap<String, Value> = value
+                            .as_object()
+                            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                            .unwrap_or_default();
+                        if let Some(old) = &catalog {
+                            let names = changed_names(old, &now);
+                            if names.is_empty() {
+                                let at = Instant::now();
+                                unnamed = Some((at, at + ATTRIBUTE_WINDOW));
+                            } else {
+                                last_named = Instant::now();
+                                let r = lock();
+                                let woken: usize = names.iter().map(|n| r.wake_service(n)).sum();
+                                tracing::debug!(services = ?names, woken, "catalog changed");
+                            }
+                        }
+                        catalog = Some(now);
+                    }
+                    Dependency::KeyPrefix { .. } => {
+                        let now = kv_entries(&value);
+                        if let Some(old) = &kv {
+                            let r = lock();
+                            for path in changed_names(old, &now) {
+                                r.wake_key(&path);
+                            }
+                        }
+                        kv = Some(now);
+                    }
+                    _ => {}
+                }
+            }
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                if let Some((at, _)) = unnamed.take() {
+                    if last_named < at {
+                        let woken = lock().wake_every_service();
+                        tracing::debug!(woken, "catalog changed without naming a service: refreshing every followed service");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn diffs_name_what_changed() {
+        let old = checks(&json!([
+            {"Node": "n", "CheckID": "a", "ServiceName": "web", "ModifyIndex": 5},
+            {"Node": "n", "CheckID": "b", "ServiceName": "db", "ModifyIndex": 6},
+            {"Node": "n", "CheckID": "serfHealth", "ServiceName": "", "ModifyIndex": 1}
+        ]));
+        let new = checks(&json!([
+            {"Node": "n", "CheckID": "a", "ServiceName": "web", "ModifyIndex": 9},
+            {"Node": "n", "CheckID": "c", "ServiceName": "api", "ModifyIndex": 9},
+            {"Node": "n", "CheckID": "serfHealth", "ServiceName": "", "ModifyIndex": 1}
+        ]));
+        assert_eq!(changed_services(&old, &new), ["api", "db", "web"]);
+        let a: BTreeMap<String, i32> = [("x".into(), 1), ("y".into(), 2)].into();
+        let b: BTreeMap<String, i32> = [("x".into(), 1), ("y".into(), 3), ("z".into(), 0)].into();
+        assert_eq!(changed_names(&a, &b), ["y", "z"]);
+        let mut r = Registry::default();
+        for k in ["app/a/color", "app/b/path", "app/c"] {
+            r.keys.insert(k.into(), Vec::new());
+        }
+        assert_eq!(r.key_prefix().as_deref(), Some("app/"));
+        r.keys.insert("other".into(), Vec::new());
+        assert_eq!(r.key_prefix().as_deref(), Some(""));
+    }
+}
