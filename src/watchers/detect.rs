@@ -258,6 +258,18 @@ fn changed_names<V: PartialEq>(
     names
 }
 
+/// The `services` value (`[{Name, Tags}]`) as name → tags.
+fn catalog_entries(v: &Value) -> BTreeMap<String, Value> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let name = s.get("Name")?.as_str()?.to_string();
+            Some((name, s.get("Tags").cloned().unwrap_or(Value::Null)))
+        })
+        .collect()
+}
+
 fn kv_entries(v: &Value) -> BTreeMap<String, Value> {
     v.as_array()
         .into_iter()
@@ -303,10 +315,7 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
                         health = Some(now);
                     }
                     Dependency::Services { .. } => {
-                        let now: BTreeMap<String, Value> = value
-                            .as_object()
-                            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                            .unwrap_or_default();
+                        let now = catalog_entries(&value);
                         if let Some(old) = &catalog {
                             let names = changed_names(old, &now);
                             if names.is_empty() {
@@ -336,7 +345,8 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
             }
             () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 if let Some((at, _)) = unnamed.take() {
-                    if last_named < at {
+                    // Health may have named the change just before the catalog saw it, or after.
+                    if last_named + ATTRIBUTE_WINDOW < at {
                         let woken = lock().wake_every_service();
                         tracing::debug!(woken, "catalog changed without naming a service: refreshing every followed service");
                     }
@@ -367,6 +377,15 @@ mod tests {
         let a: BTreeMap<String, i32> = [("x".into(), 1), ("y".into(), 2)].into();
         let b: BTreeMap<String, i32> = [("x".into(), 1), ("y".into(), 3), ("z".into(), 0)].into();
         assert_eq!(changed_names(&a, &b), ["y", "z"]);
+        // The shapes the sources give: `services` and a KV list.
+        let old =
+            catalog_entries(&json!([{"Name": "web", "Tags": ["a"]}, {"Name": "db", "Tags": []}]));
+        let new = catalog_entries(
+            &json!([{"Name": "web", "Tags": ["a", "b"]}, {"Name": "db", "Tags": []}]),
+        );
+        assert_eq!(changed_names(&old, &new), ["web"]);
+        let kv = kv_entries(&json!([{"Path": "app/x", "Value": "1"}]));
+        assert!(kv.contains_key("app/x"));
         let mut r = Registry::default();
         for k in ["app/a/color", "app/b/path", "app/c"] {
             r.keys.insert(k.into(), Vec::new());

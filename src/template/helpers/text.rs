@@ -131,10 +131,31 @@ fn replace_all(c: &Call) -> HelperResult {
     s(input.replace(from, to))
 }
 
+/// Compiled regexes by pattern, per thread: a template calls `regexReplaceAll` with the same
+/// pattern once per service, and compiling costs more than matching. At most `REGEX_CACHE`
+/// patterns are kept (then the cache starts over), so templates that build patterns from data
+/// cannot grow it.
+const REGEX_CACHE: usize = 64;
+
 fn compile(re: &str) -> Result<Regex, HelperError> {
-    Regex::new(re)
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Regex>> =
+            std::cell::RefCell::default();
+    }
+    if let Some(hit) = CACHE.with(|c| c.borrow().get(re).cloned()) {
+        return Ok(hit);
+    }
+    let compiled = Regex::new(re)
         .map_err(|e| format!("invalid regular expression {re:?}: {e}"))
-        .map_err(HelperError::from)
+        .map_err(HelperError::from)?;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= REGEX_CACHE {
+            c.clear();
+        }
+        c.insert(re.to_string(), compiled.clone());
+    });
+    Ok(compiled)
 }
 
 /// `regexMatch RE S`.
