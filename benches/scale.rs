@@ -29,15 +29,6 @@ fn changes() -> usize {
 }
 const SEEN_WITHIN: Duration = Duration::from_secs(10);
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Waits until `done` holds for the file; the time it took, or None after `SEEN_WITHIN`.
 fn seen(d: &Dir, done: &dyn Fn(&str) -> bool) -> Option<Duration> {
     let started = Instant::now();
@@ -49,6 +40,9 @@ fn seen(d: &Dir, done: &dyn Fn(&str) -> bool) -> Option<Duration> {
     }
     None
 }
+
+/// Makes change `k` of one kind; the predicate says when the file shows it.
+type Change<'a> = dyn Fn(usize) -> Box<dyn Fn(&str) -> bool> + 'a;
 
 fn report(kind: &str, mut latencies: Vec<Duration>, missed: usize, requests: u64) {
     latencies.sort();
@@ -108,7 +102,7 @@ fn main() {
 
     // Application a is blue when a is even (gen-data.py); its instances are on hosts (a+i)%10.
     let host = |a: usize, i: usize| (a + i) % 10;
-    let kinds: [(&str, &dyn Fn(usize) -> Box<dyn Fn(&str) -> bool>); 5] = [
+    let kinds: [(&str, &Change); 5] = [
         ("instance added without a check", &|k| {
             let a = k * 2;
             c.register(json!({"Node": format!("docker-host-{}", host(a, 0)), "Address": format!("10.0.1.{}", 10 + host(a, 0)),
@@ -172,7 +166,7 @@ fn main() {
     );
     println!(
         "watcher peak RSS: {:.1} MiB",
-        peak_rss_kib(bg.pid()) as f64 / 1024.0
+        support::peak_rss_kib(bg.pid()) as f64 / 1024.0
     );
     // A Consul restart: every watcher comes back.
     drop(c);

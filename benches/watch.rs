@@ -19,16 +19,6 @@ use support::{wait_until, Consul, Dir};
 
 const CHANGES: usize = 200;
 
-/// Peak resident set of a process (`VmHWM`), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Polls `done` every 100 µs; the time since `started` when it holds (change `i` of `bg`).
 fn until(
     started: Instant,
@@ -98,7 +88,7 @@ fn blue_green() {
     report("blue-green, Consul write to file replaced", latencies);
     println!(
         "blue-green watcher peak RSS: {:.1} MiB",
-        peak_rss_kib(bg.pid()) as f64 / 1024.0
+        support::peak_rss_kib(bg.pid()) as f64 / 1024.0
     );
 }
 
@@ -156,7 +146,7 @@ fn thousand_services() {
     println!(
         "1000 services: first complete render after {:.0} ms; watcher peak RSS {:.1} MiB",
         first.as_secs_f64() * 1000.0,
-        peak_rss_kib(bg.pid()) as f64 / 1024.0
+        support::peak_rss_kib(bg.pid()) as f64 / 1024.0
     );
 }
 

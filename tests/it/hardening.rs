@@ -249,19 +249,10 @@ fn the_token_never_follows_a_redirect_to_another_origin() {
 
 /// The highest resident set of `pid` seen while polling it until it exits (KiB).
 fn peak_rss_until_exit(bg: &mut crate::support::Background, limit: Duration) -> (Option<i32>, u64) {
-    let status = format!("/proc/{}/status", bg.pid());
     let mut peak = 0;
     let started = Instant::now();
     while started.elapsed() < limit {
-        if let Ok(text) = std::fs::read_to_string(&status) {
-            if let Some(kb) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
-                peak = peak.max(kb);
-            }
-        }
+        peak = peak.max(crate::support::peak_rss_kib(bg.pid()));
         if let Some(code) = bg.wait_exit(Duration::from_millis(20)) {
             return (Some(code), peak);
         }

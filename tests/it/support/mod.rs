@@ -481,3 +481,13 @@ impl BlueGreen {
             .env("NGINX_RUNTIME_DIR", self.dir.join("run"))
     }
 }
+
+/// Peak resident set of a running process (`VmHWM`), in KiB; 0 once it has exited.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
