@@ -288,7 +288,8 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
     let mut health: Option<Checks> = None;
     let mut catalog: Option<BTreeMap<String, Value>> = None;
     let mut kv: Option<BTreeMap<String, Value>> = None;
-    let mut last_named = Instant::now();
+    // When a broad query last named a changed service (None: never).
+    let mut last_named: Option<Instant> = None;
     // An unnamed catalog change: when it happened, and when to act on it.
     let mut unnamed: Option<(Instant, Instant)> = None;
     loop {
@@ -306,7 +307,7 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
                         if let Some(old) = &health {
                             let names = changed_services(old, &now);
                             if !names.is_empty() {
-                                last_named = Instant::now();
+                                last_named = Some(Instant::now());
                                 let r = lock();
                                 let woken: usize = names.iter().map(|n| r.wake_service(n)).sum();
                                 tracing::debug!(services = ?names, woken, "health changed");
@@ -322,7 +323,7 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
                                 let at = Instant::now();
                                 unnamed = Some((at, at + ATTRIBUTE_WINDOW));
                             } else {
-                                last_named = Instant::now();
+                                last_named = Some(Instant::now());
                                 let r = lock();
                                 let woken: usize = names.iter().map(|n| r.wake_service(n)).sum();
                                 tracing::debug!(services = ?names, woken, "catalog changed");
@@ -346,7 +347,7 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
             () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 if let Some((at, _)) = unnamed.take() {
                     // Health may have named the change just before the catalog saw it, or after.
-                    if last_named + ATTRIBUTE_WINDOW < at {
+                    if last_named.is_none_or(|t| t + ATTRIBUTE_WINDOW < at) {
                         let woken = lock().wake_every_service();
                         tracing::debug!(woken, "catalog changed without naming a service: refreshing every followed service");
                     }

@@ -556,3 +556,49 @@ fn thousands_of_dependencies_beyond_the_connection_cap_see_every_change() {
         sim.peak_connections()
     );
 }
+
+/// A run that grows past the connection cap switches its services from blocking queries to
+/// following the change detector, and back when it shrinks; changes keep reaching the file.
+#[test]
+fn growing_past_the_cap_and_back_keeps_every_change() {
+    let c = Consul::start();
+    let Some(_) = c.sim() else { return };
+    let register = |i: usize, port: usize| {
+        c.register(json!({"Node": "node-0", "Address": "10.0.0.1",
+            "Service": {"ID": format!("svc-{i}"), "Service": format!("svc-{i}"), "Port": port}}));
+    };
+    for i in 0..10 {
+        register(i, 1000 + i);
+    }
+    let d = Dir::new();
+    d.write(
+        "in.hbs",
+        "{{#each (services)}}{{#each (service Name)}}{{ID}} {{Port}}\n{{/each}}{{/each}}",
+    );
+    let _bg = d.spawn(&[
+        &format!("-consul-addr={}", c.addr),
+        "-template=in.hbs:out.conf",
+        "-max-connections=16",
+    ]);
+    let has = |line: &str| d.read("out.conf").lines().any(|l| l == line);
+    wait_until("10 services", LIMIT, || {
+        d.exists("out.conf") && d.lines("out.conf") == 10
+    });
+    register(0, 2000);
+    wait_until("a change under the cap", LIMIT, || has("svc-0 2000"));
+    // 40 more: 51 dependencies for 16 connections.
+    for i in 10..50 {
+        register(i, 1000 + i);
+    }
+    wait_until("50 services", LIMIT, || d.lines("out.conf") == 50);
+    register(0, 3000);
+    wait_until("a change past the cap", LIMIT, || has("svc-0 3000"));
+    register(49, 3049);
+    wait_until("a new service's change", LIMIT, || has("svc-49 3049"));
+    for i in 10..50 {
+        c.deregister(json!({"Node": "node-0", "ServiceID": format!("svc-{i}")}));
+    }
+    wait_until("back to 10 services", LIMIT, || d.lines("out.conf") == 10);
+    register(0, 4000);
+    wait_until("a change under the cap again", LIMIT, || has("svc-0 4000"));
+}
