@@ -41,6 +41,8 @@ pub enum Event {
     Value(Dependency, Option<Value>),
     /// A dependency failed for good before every template rendered once.
     Failed(Dependency, String),
+    /// A change detector's broad query answered, with Consul's index (`X-Consul-Index`).
+    Broad(Dependency, Option<Value>, u64),
 }
 
 /// The cap on open requests, with first fetches ahead of blocking queries.
@@ -329,7 +331,12 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
                 pace = !(moved && changed);
                 if changed || (s.every_index && moved) {
                     last = Some(f.value.clone());
-                    if s.tx.send(Event::Value(dep.clone(), f.value)).is_err() {
+                    let event = if s.every_index {
+                        Event::Broad(dep.clone(), f.value, f.index)
+                    } else {
+                        Event::Value(dep.clone(), f.value)
+                    };
+                    if s.tx.send(event).is_err() {
                         return;
                     }
                 }

@@ -195,6 +195,8 @@ pub async fn run(
                             }
                         }
                         Event::Failed(dep, message) => return Err(RunError::Dependency { dependency: dep.to_string(), message }),
+                        // Only the change detector's own queries send these, to it.
+                        Event::Broad(..) => {}
                     }
                 }
             }

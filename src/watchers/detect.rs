@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// How long an unnamed catalog change waits for the health query to name it.
+/// How long an unnamed catalog change waits for the health query's answer for the same write.
 const ATTRIBUTE_WINDOW: Duration = Duration::from_millis(150);
 
 /// Whether `dep` can be a follower: a service or key in the agent's datacenter, no query
@@ -50,6 +50,10 @@ impl Registry {
 
     fn wake_every_service(&self) -> usize {
         wake_all(self.services.values().flatten().map(|(_, n)| n))
+    }
+
+    fn wake_every_key(&self) -> usize {
+        wake_all(self.keys.values().flatten().map(|(_, n)| n))
     }
 
     fn wake_key(&self, path: &str) -> usize {
@@ -278,6 +282,13 @@ fn kv_entries(v: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// A broad query's first answer: its followers may have fetched before it, so a change in
+/// between would go unseen; each is fetched once more.
+fn baseline(r: &Registry, what: &str) {
+    let woken = r.wake_every_service();
+    tracing::debug!(woken, "{what} baseline: refreshing every followed service");
+}
+
 /// Turns the broad queries' answers into wake-ups.
 async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<Registry>>) {
     let lock = || {
@@ -287,16 +298,19 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
     };
     let mut health: Option<Checks> = None;
     let mut catalog: Option<BTreeMap<String, Value>> = None;
-    let mut kv: Option<BTreeMap<String, Value>> = None;
-    // When a broad query last named a changed service (None: never).
-    let mut last_named: Option<Instant> = None;
-    // An unnamed catalog change: when it happened, and when to act on it.
-    let mut unnamed: Option<(Instant, Instant)> = None;
+    // The KV query's prefix and entries (the query restarts when the followed keys' prefix
+    // changes; its first answer is then a new baseline).
+    let mut kv: Option<(String, BTreeMap<String, Value>)> = None;
+    // The Consul indexes at which the health query named changed services (the last 64): a
+    // catalog change at one of them was the same write (Consul moves both at one raft index).
+    let mut named: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
+    // Unnamed catalog changes: their indexes, and when to act on each.
+    let mut unnamed: Vec<(u64, Instant)> = Vec::new();
     loop {
-        let deadline = unnamed.map(|(_, at)| at);
+        let deadline = unnamed.iter().map(|(_, at)| *at).min();
         tokio::select! {
             ev = rx.recv() => {
-                let Some(Event::Value(dep, value)) = ev else {
+                let Some(Event::Broad(dep, value, index)) = ev else {
                     if ev.is_none() { return; }
                     continue;
                 };
@@ -304,10 +318,16 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
                 match dep {
                     Dependency::HealthState => {
                         let now = checks(&value);
+                        if health.is_none() {
+                            baseline(&lock(), "health");
+                        }
                         if let Some(old) = &health {
                             let names = changed_services(old, &now);
                             if !names.is_empty() {
-                                last_named = Some(Instant::now());
+                                if named.len() == 64 {
+                                    named.pop_front();
+                                }
+                                named.push_back(index);
                                 let r = lock();
                                 let woken: usize = names.iter().map(|n| r.wake_service(n)).sum();
                                 tracing::debug!(services = ?names, woken, "health changed");
@@ -317,13 +337,14 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
                     }
                     Dependency::Services { .. } => {
                         let now = catalog_entries(&value);
+                        if catalog.is_none() {
+                            baseline(&lock(), "catalog");
+                        }
                         if let Some(old) = &catalog {
                             let names = changed_names(old, &now);
                             if names.is_empty() {
-                                let at = Instant::now();
-                                unnamed = Some((at, at + ATTRIBUTE_WINDOW));
+                                unnamed.push((index, Instant::now() + ATTRIBUTE_WINDOW));
                             } else {
-                                last_named = Some(Instant::now());
                                 let r = lock();
                                 let woken: usize = names.iter().map(|n| r.wake_service(n)).sum();
                                 tracing::debug!(services = ?names, woken, "catalog changed");
@@ -331,26 +352,33 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
                         }
                         catalog = Some(now);
                     }
-                    Dependency::KeyPrefix { .. } => {
+                    Dependency::KeyPrefix { prefix, .. } => {
                         let now = kv_entries(&value);
-                        if let Some(old) = &kv {
-                            let r = lock();
-                            for path in changed_names(old, &now) {
-                                r.wake_key(&path);
+                        match &kv {
+                            Some((p, old)) if *p == prefix => {
+                                let r = lock();
+                                for path in changed_names(old, &now) {
+                                    r.wake_key(&path);
+                                }
+                            }
+                            _ => {
+                                let woken = lock().wake_every_key();
+                                tracing::debug!(woken, "key baseline: refreshing every followed key");
                             }
                         }
-                        kv = Some(now);
+                        kv = Some((prefix, now));
                     }
                     _ => {}
                 }
             }
             () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                if let Some((at, _)) = unnamed.take() {
-                    // Health may have named the change just before the catalog saw it, or after.
-                    if last_named.is_none_or(|t| t + ATTRIBUTE_WINDOW < at) {
-                        let woken = lock().wake_every_service();
-                        tracing::debug!(woken, "catalog changed without naming a service: refreshing every followed service");
-                    }
+                let now = Instant::now();
+                let due: Vec<u64> = unnamed.iter().filter(|(_, at)| *at <= now).map(|(i, _)| *i).collect();
+                unnamed.retain(|(_, at)| *at > now);
+                // Unless the health query named that very write (before or after the catalog saw it).
+                if due.iter().any(|i| !named.contains(i)) {
+                    let woken = lock().wake_every_service();
+                    tracing::debug!(woken, "catalog changed without naming a service: refreshing every followed service");
                 }
             }
         }
