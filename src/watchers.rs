@@ -9,7 +9,7 @@
 //! once-mode backoff until every template has rendered once (then they end the run); after that a
 //! watcher never gives up and keeps trying at the maximum backoff (consul-template's #2045).
 
-use crate::config::{Config, Retry};
+use crate::config::Config;
 use crate::dependency::Dependency;
 use crate::source::{local, retry, Block, Source, SourceError, Sources};
 use notify::{RecursiveMode, Watcher as _};
@@ -117,7 +117,6 @@ struct Shared {
     tx: mpsc::UnboundedSender<Event>,
     gate: Arc<Gate>,
     wait: Duration,
-    retry: Retry,
     /// Set by the runner once every template has rendered.
     all_rendered: Arc<AtomicBool>,
     /// Send an answer whose index moved even when its value did not (the change detector's
@@ -158,7 +157,6 @@ impl Watchers {
         let files = FileWatch::new(tx.clone(), sources.clone());
         Watchers {
             shared: Shared {
-                retry: *sources.retry(),
                 sources,
                 tx,
                 gate: Arc::new(Gate::new(cfg.consul.max_connections as usize)),
@@ -352,13 +350,14 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
                 let give_up = |msg: String| {
                     let _ = s.tx.send(Event::Failed(dep.clone(), msg));
                 };
-                if !rendered && (matches!(e, SourceError::Fatal(_)) || !s.retry.enabled) {
+                let policy = s.sources.retry();
+                if !rendered && (matches!(e, SourceError::Fatal(_)) || !policy.enabled) {
                     return give_up(e.to_string());
                 }
-                let steps = delays.get_or_insert_with(|| Box::new(retry::delays(&s.retry, false)));
+                let steps = delays.get_or_insert_with(|| Box::new(retry::delays(policy, false)));
                 let wait = match steps.next() {
                     Some(d) => d,
-                    None if rendered => s.retry.max_backoff.max(s.retry.backoff),
+                    None if rendered => policy.max_backoff.max(policy.backoff),
                     None => return give_up(format!("{e} (gave up after {failures} attempts)")),
                 };
                 tracing::warn!(
