@@ -13,9 +13,11 @@ use crate::source::{Block, FetchFuture, Fetched, Source, SourceError};
 
 mod client;
 mod endpoints;
-use reqwest::{StatusCode, Url};
+mod transport;
+use http::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
+use url::Url;
 
 /// Longest a non-blocking request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,7 +26,7 @@ const BODY_CHARS: usize = 200;
 
 /// A Consul agent reached over HTTP(S) or a Unix socket.
 pub struct ConsulSource {
-    http: reqwest::Client,
+    http: transport::Http,
     base: Url,
     token: Option<Secret>,
     auth: Option<config::Auth>,
@@ -181,56 +183,116 @@ impl ConsulSource {
         path: &str,
         timeout: Duration,
     ) -> Result<(Answer, Duration), Failed> {
+        let timed_out = || Failed::new(true, format!("GET {path}: timed out after {timeout:?}"));
+        tokio::time::timeout(timeout, self.exchange(url, path))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+    }
+
+    /// One request and its whole answer, following redirects within the origin.
+    async fn exchange(&self, mut url: Url, path: &str) -> Result<(Answer, Duration), Failed> {
         let path = path.to_string();
-        let mut req = self.http.get(url).timeout(timeout);
+        let origin = url.origin();
+        let mut hops = 0;
+        loop {
+            let resp = self.request(&url, &path).await?;
+            let status = resp.status();
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            let index = header("X-Consul-Index").unwrap_or(0);
+            let last_contact = Duration::from_millis(header("X-Consul-LastContact").unwrap_or(0));
+            if status.is_redirection() {
+                let to = resp
+                    .headers()
+                    .get(http::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("?");
+                // `X-Consul-Token` is our own header: it may go only where the first request went.
+                match url.join(to) {
+                    Ok(next) if next.origin() == origin && hops < 5 => {
+                        hops += 1;
+                        url = next;
+                        continue;
+                    }
+                    _ => {
+                        return Err(Failed::new(
+                            false,
+                            format!(
+                                "GET {path}: {status} redirect to another origin ({to}) not \
+                                 followed: Consul's API does not redirect, and the token is never \
+                                 sent elsewhere; use that address as -consul-addr"
+                            ),
+                        ))
+                    }
+                }
+            }
+            let body = self.read_body(resp.into_body(), &path).await?;
+            return Ok((
+                Answer {
+                    status,
+                    index,
+                    body,
+                    path,
+                },
+                last_contact,
+            ));
+        }
+    }
+
+    /// Sends one GET and waits for the answer's head.
+    async fn request(
+        &self,
+        url: &Url,
+        path: &str,
+    ) -> Result<http::Response<hyper::body::Incoming>, Failed> {
+        let failed = |e: String| Failed::new(true, format!("GET {path}: {e}"));
+        let uri: http::Uri = url
+            .as_str()
+            .parse()
+            .map_err(|e| Failed::new(false, format!("GET {path}: {e}")))?;
+        let mut req = http::Request::get(uri.clone()).header(
+            http::header::USER_AGENT,
+            concat!("consul-render/", env!("CARGO_PKG_VERSION")),
+        );
         if let Some(t) = &self.token {
             req = req.header("X-Consul-Token", t.expose());
         }
         if let Some(a) = &self.auth {
-            req = req.basic_auth(&a.username, a.password.as_ref().map(Secret::expose));
+            use base64::Engine as _;
+            let pair = format!(
+                "{}:{}",
+                a.username,
+                a.password.as_ref().map_or("", Secret::expose)
+            );
+            let value = base64::engine::general_purpose::STANDARD.encode(pair);
+            req = req.header(http::header::AUTHORIZATION, format!("Basic {value}"));
         }
-        let resp = req.send().await.map_err(|e| {
-            // reqwest's message names the URL (never the token, which is a header).
-            Failed::new(true, format!("GET {path}: {}", describe_transport(&e)))
-        })?;
-        let status = resp.status();
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-        };
-        let index = header("X-Consul-Index").unwrap_or(0);
-        let last_contact = Duration::from_millis(header("X-Consul-LastContact").unwrap_or(0));
-        if status.is_redirection() {
-            let to = resp
-                .headers()
-                .get("Location")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("?");
-            return Err(Failed::new(
-                false,
-                format!(
-                    "GET {path}: {status} redirect to another origin ({to}) not followed: Consul's \
-                     API does not redirect, and the token is never sent elsewhere; use that \
-                     address as -consul-addr"
-                ),
-            ));
+        if let Some(p) = self.http.proxy_authorization(&uri) {
+            req = req.header(http::header::PROXY_AUTHORIZATION, p);
         }
-        let body = self.read_body(resp, &path).await?;
-        Ok((
-            Answer {
-                status,
-                index,
-                body,
-                path,
-            },
-            last_contact,
-        ))
+        let req = req
+            .body(http_body_util::Empty::new())
+            .map_err(|e| failed(e.to_string()))?;
+        // The error names no URL, so never the query's values nor the token (a header).
+        self.http
+            .client
+            .request(req)
+            .await
+            .map_err(|e| failed(describe_transport(&e)))
     }
 
     /// The answer's body, refusing one over `max_response_bytes` before it is all read.
-    async fn read_body(&self, mut resp: reqwest::Response, path: &str) -> Result<Vec<u8>, Failed> {
+    async fn read_body(
+        &self,
+        mut body: hyper::body::Incoming,
+        path: &str,
+    ) -> Result<Vec<u8>, Failed> {
+        use http_body_util::BodyExt as _;
+        use hyper::body::Body as _;
         let limit = self.max_response_bytes;
         let too_big = || {
             Failed::new(
@@ -238,31 +300,29 @@ impl ConsulSource {
                 format!("GET {path}: the answer is over the limit of {limit} bytes (-max-response-bytes)"),
             )
         };
-        if resp.content_length().is_some_and(|n| n > limit) {
+        if body.size_hint().exact().is_some_and(|n| n > limit) {
             return Err(too_big());
         }
         // Chunks are kept as they come and joined once at the end: a growing buffer would
         // leave its doubled copies behind, several times the answer's size.
         let mut chunks = Vec::new();
         let mut total: u64 = 0;
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    total += chunk.len() as u64;
-                    if total > limit {
-                        return Err(too_big());
-                    }
-                    chunks.push(chunk);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                Failed::new(
+                    true,
+                    format!("GET {path}: reading the answer: {}", describe_error(&e)),
+                )
+            })?;
+            if let Ok(chunk) = frame.into_data() {
+                total += chunk.len() as u64;
+                if total > limit {
+                    return Err(too_big());
                 }
-                Ok(None) => return Ok(chunks.concat()),
-                Err(e) => {
-                    return Err(Failed::new(
-                        true,
-                        format!("GET {path}: reading the answer: {}", describe_transport(&e)),
-                    ))
-                }
+                chunks.push(chunk);
             }
         }
+        Ok(chunks.concat())
     }
 
     /// The agent's own node name, asked once.
@@ -317,16 +377,25 @@ fn endpoint(segments: &[&str]) -> String {
     }
 }
 
-/// reqwest's error without the URL's query string, with its cause chain.
-fn describe_transport(e: &reqwest::Error) -> String {
-    let mut msg = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "cannot connect".to_string()
+/// The client's error, saying whether connecting failed, with its cause chain.
+fn describe_transport(e: &hyper_util::client::legacy::Error) -> String {
+    let what = if e.is_connect() {
+        "cannot connect"
     } else {
-        "request failed".to_string()
+        "request failed"
     };
-    let mut source = std::error::Error::source(e);
+    format!("{what}{}", causes(e))
+}
+
+/// An error and its cause chain.
+fn describe_error(e: &dyn std::error::Error) -> String {
+    format!("{e}{}", causes(e))
+}
+
+/// `: cause: cause…` for each error under `e`.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut msg = String::new();
+    let mut source = e.source();
     while let Some(s) = source {
         msg.push_str(": ");
         msg.push_str(&s.to_string());

@@ -623,3 +623,36 @@ fn the_simulator_refuses_connections_over_consuls_per_client_limit() {
     let c = Consul::with_sim(sim);
     c.put_kv("k", "v");
 }
+
+/// `-once` fetches every dependency of a pass at once; the connection budget still holds: 500
+/// services through 16 connections, against an agent that refuses a client its 21st.
+#[test]
+fn once_mode_keeps_to_the_connection_budget() {
+    let c = Consul::start();
+    let Some(sim) = c.sim() else { return };
+    sim.limit_connections(20);
+    for i in 0..500 {
+        c.register(serde_json::json!({"Node": "n1", "Address": "10.0.0.1",
+            "Service": {"ID": format!("s{i}"), "Service": format!("s{i}"), "Port": i}}));
+    }
+    sim.reset_counters();
+    let d = Dir::new();
+    d.write(
+        "in.hbs",
+        "{{#each (services)}}{{#each (service Name)}}{{ID}}\n{{/each}}{{/each}}",
+    );
+    d.run(&[
+        &format!("-consul-addr={}", c.addr),
+        "-template=in.hbs:out.conf",
+        "-once",
+        "-max-connections=16",
+    ])
+    .code(0);
+    assert_eq!(d.lines("out.conf"), 500);
+    assert_eq!(sim.refused_connections(), 0);
+    let peak = sim.peak_connections();
+    assert!(
+        peak <= 16,
+        "{peak} connections open at once for a budget of 16"
+    );
+}

@@ -380,8 +380,7 @@ fn a_thousand_services_under_a_cap_of_128_connections() {
     // stays open is its two broad queries and the template's own `services`.
     let open = sim.in_flight();
     assert!(open <= 4, "{open} requests held open while idle");
-    // Requests are capped, not connections: a connection returning to the pool races the next
-    // request, so the peak can pass the cap, but stays under Consul's default limit.
+    // Every connection holds a share of the budget, idle or not.
     assert_eq!(
         sim.refused_connections(),
         0,
@@ -389,6 +388,8 @@ fn a_thousand_services_under_a_cap_of_128_connections() {
         consul_sim::DEFAULT_CONNECTION_LIMIT,
         sim.peak_connections()
     );
+    let peak = sim.peak_connections();
+    assert!(peak <= 128, "{peak} connections open at once");
 }
 
 #[test]
@@ -551,9 +552,10 @@ fn thousands_of_dependencies_beyond_the_connection_cap_see_every_change() {
         sim.peak_connections(),
         bg.log()
     );
-    eprintln!(
-        "peak connections {} for a cap of 64",
-        sim.peak_connections()
+    let peak = sim.peak_connections();
+    assert!(
+        peak <= 64,
+        "{peak} connections open at once for a cap of 64"
     );
 }
 

@@ -27,14 +27,21 @@ impl Consul {
     /// A TCP simulator started with other options.
     pub fn with_sim(sim: Sim) -> Consul {
         let addr = sim.addr.clone();
+        let writer = |addr: &str| {
+            let mut b = reqwest::blocking::Client::builder().no_proxy();
+            // The tests' writes come from another loopback address, as an operator's would come
+            // from another machine: the agent counts connections per client address, and the
+            // tests count consul-render's alone.
+            if addr.starts_with("127.0.0.1:") {
+                b = b.local_address(std::net::IpAddr::from([127, 0, 0, 2]));
+            }
+            b.build().expect("client")
+        };
         Consul {
             base: format!("http://{addr}"),
+            http: writer(&addr),
             addr,
             sim: Some(sim),
-            http: reqwest::blocking::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
         }
     }
 

@@ -1,14 +1,18 @@
-//! The HTTP client for one agent, built from the settings: the address forms (host:port, URL,
+//! The client for one agent, built from the settings: the address forms (host:port, URL,
 //! `unix://`), proxies, keep-alive and timeouts, TLS (CA file, directory or text, client
-//! certificate, server name), the token, and redirects kept within the origin.
+//! certificate, server name, ALPN), the token, and the connection budget.
 
+use super::transport::{self, Http};
 use crate::config::{ConfigError, Consul, Secret};
-use reqwest::Url;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::sync::Arc;
 use std::time::Duration;
+use url::Url;
 
 /// What `ConsulSource` talks through.
 pub(super) struct Client {
-    pub http: reqwest::Client,
+    pub http: Http,
     pub base: Url,
     pub token: Option<Secret>,
 }
@@ -17,50 +21,40 @@ pub(super) struct Client {
 /// errors.
 pub(super) fn build(cfg: &Consul) -> Result<Client, ConfigError> {
     let t = &cfg.transport;
-    let idle_per_host = if t.disable_keep_alives {
+    let max_idle = if t.disable_keep_alives {
         0
     } else {
         t.max_idle_conns_per_host.unwrap_or(cfg.max_connections) as usize
     };
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(t.dial_timeout.unwrap_or(Duration::from_secs(10)))
-        .pool_max_idle_per_host(idle_per_host)
-        .user_agent(concat!("consul-render/", env!("CARGO_PKG_VERSION")))
-        .use_rustls_tls()
-        // The system's trust store (built with reqwest's native roots only), as Go's
-        // consul-template; a CA flag replaces it.
-        .tls_built_in_native_certs(true)
-        .redirect(same_origin_redirects());
-    if let Some(k) = t.dial_keep_alive {
-        builder = builder.tcp_keepalive(k);
-    }
-    if let Some(i) = t.idle_conn_timeout {
-        builder = builder.pool_idle_timeout(i);
-    }
     let address = cfg.address.trim();
-    // HTTP_PROXY, HTTPS_PROXY and NO_PROXY apply as in Go's consul-template: never to a Unix
-    // socket, nor to the loopback (Go does not proxy requests to localhost).
-    if address.starts_with("unix://") || is_loopback(address) {
-        builder = builder.no_proxy();
-    }
-    let base = if let Some(path) = address.strip_prefix("unix://") {
+    let scheme = if cfg.ssl.enabled { "https" } else { "http" };
+    let (base, unix) = if let Some(path) = address.strip_prefix("unix://") {
         if path.is_empty() {
             return Err(ConfigError::Usage(format!(
                 "invalid Consul address {address:?}: no socket path"
             )));
         }
-        builder = builder.unix_socket(std::path::PathBuf::from(path));
-        let scheme = if cfg.ssl.enabled { "https" } else { "http" };
-        parse_url(&format!("{scheme}://localhost"))?
+        (
+            parse_url(&format!("{scheme}://localhost"))?,
+            Some(std::path::PathBuf::from(path)),
+        )
     } else if address.starts_with("http://") || address.starts_with("https://") {
-        parse_url(address)?
+        (parse_url(address)?, None)
     } else {
-        let scheme = if cfg.ssl.enabled { "https" } else { "http" };
-        parse_url(&format!("{scheme}://{address}"))?
+        (parse_url(&format!("{scheme}://{address}"))?, None)
     };
-    if base.scheme() == "https" || cfg.ssl.enabled {
-        builder = tls(builder, cfg, &base)?;
-    }
+    let tls = if base.scheme() == "https" || cfg.ssl.enabled {
+        Some(tls(cfg)?)
+    } else {
+        None
+    };
+    // HTTP_PROXY, HTTPS_PROXY and NO_PROXY apply as in Go's consul-template: never to a Unix
+    // socket, nor to the loopback (Go does not proxy requests to localhost).
+    let proxy = if unix.is_some() || is_loopback(address) {
+        None
+    } else {
+        Some(hyper_util::client::proxy::matcher::Matcher::from_env())
+    };
     let token = match (&cfg.token, &cfg.token_file) {
         (Some(t), _) => Some(t.clone()),
         (None, Some(file)) => {
@@ -73,8 +67,8 @@ pub(super) fn build(cfg: &Consul) -> Result<Client, ConfigError> {
         (None, None) => None,
     };
     if let Some(t) = &token {
-        // reqwest refuses such a header on every request; that is a configuration error.
-        if reqwest::header::HeaderValue::from_str(t.expose()).is_err() {
+        // No request could carry it; that is a configuration error.
+        if http::HeaderValue::from_str(t.expose()).is_err() {
             return Err(ConfigError::Usage(
                 "the Consul token holds a character a header cannot carry (a newline or \
                  another control character)"
@@ -82,14 +76,17 @@ pub(super) fn build(cfg: &Consul) -> Result<Client, ConfigError> {
             ));
         }
     }
-    let http = builder
-        .build()
-        .map_err(|e| ConfigError::Usage(format!("building the Consul client: {e}")))?;
-    Ok(Client {
-        http,
-        base: with_server_name(base, cfg),
-        token,
-    })
+    let http = transport::build(transport::Settings {
+        budget: cfg.max_connections as usize,
+        dial_timeout: t.dial_timeout.unwrap_or(Duration::from_secs(10)),
+        keep_alive: t.dial_keep_alive,
+        idle_timeout: t.idle_conn_timeout,
+        max_idle,
+        unix,
+        tls,
+        proxy,
+    });
+    Ok(Client { http, base, token })
 }
 
 /// True when `address` (`host:port`, or a URL) names this machine: 127.0.0.0/8, `::1`, localhost.
@@ -108,40 +105,8 @@ pub(super) fn is_loopback(address: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Follows a redirect only within the origin the request went to: `X-Consul-Token` is our own
-/// header, which reqwest would carry to any host (it strips only `Authorization` and cookies).
-fn same_origin_redirects() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        let same = attempt
-            .previous()
-            .first()
-            .is_some_and(|first| first.origin() == attempt.url().origin());
-        if !same || attempt.previous().len() > 5 {
-            attempt.stop()
-        } else {
-            attempt.follow()
-        }
-    })
-}
-
 fn parse_url(s: &str) -> Result<Url, ConfigError> {
     Url::parse(s).map_err(|e| ConfigError::Usage(format!("invalid Consul address {s:?}: {e}")))
-}
-
-/// `-consul-ssl-server-name`: connect to the configured address but verify (and send SNI for)
-/// the given name, by addressing the name and resolving it to the configured host.
-fn with_server_name(base: Url, cfg: &Consul) -> Url {
-    match (&cfg.ssl.server_name, base.scheme()) {
-        (Some(name), "https") if base.host_str() != Some(name.as_str()) => {
-            let mut u = base.clone();
-            if u.set_host(Some(name)).is_ok() {
-                u
-            } else {
-                base
-            }
-        }
-        _ => base,
-    }
 }
 
 fn read_file(what: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
@@ -149,48 +114,39 @@ fn read_file(what: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError>
         .map_err(|e| ConfigError::named(format_args!("{what} {}", path.display()), e))
 }
 
-/// TLS settings: CA file or directory, client certificate and key, verify, server name.
-fn tls(
-    mut b: reqwest::ClientBuilder,
-    cfg: &Consul,
-    base: &Url,
-) -> Result<reqwest::ClientBuilder, ConfigError> {
+/// TLS settings: the trust roots (the system's, or the given CA file, directory or text, which
+/// replace them: a public CA must not vouch for the agent), the client certificate, verification,
+/// the server name, and ALPN offering h2.
+fn tls(cfg: &Consul) -> Result<transport::Tls, ConfigError> {
     let ssl = &cfg.ssl;
-    let bad = |what: &str, p: &std::path::Path, e: reqwest::Error| {
-        ConfigError::named(format_args!("{what} {}", p.display()), e)
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    let mut given = 0;
+    let mut add = |pem: &[u8]| -> usize {
+        CertificateDer::pem_slice_iter(pem)
+            .filter_map(Result::ok)
+            .filter(|c| roots.add(c.clone()).is_ok())
+            .count()
     };
-    if ssl.ca_cert.is_some() || ssl.ca_path.is_some() || ssl.ca_cert_pem.is_some() {
-        // The given CA replaces the trust roots: a public CA must not vouch for the agent.
-        b = b.tls_built_in_root_certs(false);
-    }
-    let mut roots = 0;
     if let Some(ca) = &ssl.ca_cert {
-        let certs = reqwest::Certificate::from_pem_bundle(&read_file("CA certificate", ca)?)
-            .map_err(|e| bad("CA certificate", ca, e))?;
-        if certs.is_empty() {
+        let n = add(&read_file("CA certificate", ca)?);
+        if n == 0 {
             return Err(ConfigError::named(
                 format_args!("CA certificate {}", ca.display()),
                 "no PEM certificate in the file",
             ));
         }
-        for cert in certs {
-            b = b.add_root_certificate(cert);
-            roots += 1;
-        }
+        given += n;
     }
     if let Some(pem) = &ssl.ca_cert_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-            .map_err(|e| ConfigError::named("consul.ssl.ca_cert_bytes", e))?;
-        if certs.is_empty() {
+        let n = add(pem.as_bytes());
+        if n == 0 {
             return Err(ConfigError::named(
                 "consul.ssl.ca_cert_bytes",
                 "no PEM certificate in it",
             ));
         }
-        for cert in certs {
-            b = b.add_root_certificate(cert);
-            roots += 1;
-        }
+        given += n;
     }
     if let Some(dir) = &ssl.ca_path {
         let entries = std::fs::read_dir(dir)
@@ -200,34 +156,61 @@ fn tls(
             .filter(|p| p.is_file())
             .collect();
         paths.sort();
+        let mut n = 0;
         for p in paths {
-            let pem = read_file("CA certificate", &p)?;
-            // A directory may hold other files (hash links, READMEs): skip what is not a certificate.
-            if let Ok(certs) = reqwest::Certificate::from_pem_bundle(&pem) {
-                for cert in certs {
-                    b = b.add_root_certificate(cert);
-                    roots += 1;
-                }
-            }
+            // A directory may hold other files (hash links, READMEs): what is not a
+            // certificate adds nothing.
+            n += add(&read_file("CA certificate", &p)?);
         }
-        if roots == 0 {
+        if n == 0 {
             return Err(ConfigError::named(
                 format_args!("CA path {}", dir.display()),
                 "no PEM certificate in the directory",
             ));
         }
+        given += n;
     }
-    match (&ssl.cert, &ssl.key) {
+    if given == 0 {
+        // The system's trust store, as Go's consul-template.
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError::Usage(format!("TLS: {e}")))?;
+    let builder = if ssl.verify {
+        builder.with_root_certificates(roots)
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(transport::AcceptAnyCertificate(provider)))
+    };
+    let mut config = match (&ssl.cert, &ssl.key) {
         (Some(cert), key) => {
-            let mut pem = read_file("client certificate", cert)?;
-            if let Some(key) = key {
-                pem.push(b'\n');
-                pem.extend(read_file("client key", key)?);
+            let cert_pem = read_file("client certificate", cert)?;
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| {
+                    ConfigError::named(format_args!("client certificate {}", cert.display()), e)
+                })?;
+            if chain.is_empty() {
+                return Err(ConfigError::named(
+                    format_args!("client certificate {}", cert.display()),
+                    "no PEM certificate in the file",
+                ));
             }
-            b = b.identity(
-                reqwest::Identity::from_pem(&pem)
-                    .map_err(|e| bad("client certificate", cert, e))?,
-            );
+            // The key comes from its own file, or from the certificate's.
+            let (key_path, key_pem) = match key {
+                Some(k) => (k, read_file("client key", k)?),
+                None => (cert, cert_pem.clone()),
+            };
+            let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+                ConfigError::named(format_args!("client key {}", key_path.display()), e)
+            })?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                ConfigError::named(format_args!("client certificate {}", cert.display()), e)
+            })?
         }
         (None, Some(key)) => {
             return Err(ConfigError::Usage(format!(
@@ -235,22 +218,11 @@ fn tls(
                 key.display()
             )));
         }
-        (None, None) => {}
-    }
-    if !ssl.verify {
-        b = b.danger_accept_invalid_certs(true);
-    }
-    if let (Some(name), Some(host)) = (&ssl.server_name, base.host_str()) {
-        if name != host {
-            let port = base.port_or_known_default().unwrap_or(443);
-            let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
-                .ok()
-                .and_then(|mut addrs| addrs.next())
-                .ok_or_else(|| {
-                    ConfigError::Usage(format!("cannot resolve the Consul address {host}"))
-                })?;
-            b = b.resolve(name, addr);
-        }
-    }
-    Ok(b)
+        (None, None) => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(transport::Tls {
+        config: Arc::new(config),
+        server_name: ssl.server_name.clone(),
+    })
 }

@@ -5,7 +5,7 @@ use super::{Answer, ConsulSource, Failed, BODY_CHARS, REQUEST_TIMEOUT};
 use crate::dependency::{Dependency, HealthFilter, QueryParams};
 use crate::source::model::{self, CatalogNode, HealthEntry, KvPair, Node};
 use crate::source::{Block, Fetched};
-use reqwest::StatusCode;
+use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
