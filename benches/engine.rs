@@ -14,6 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use consul_render::config::{Retry, Template, TemplateSource};
 use consul_render::runner::{self, Job};
 use consul_render::source::data::DataSource;
+use consul_render::source::model::FieldSet;
 use consul_render::source::Sources;
 use consul_render::template::{Engine, Options};
 use std::time::Duration;
@@ -46,7 +47,7 @@ fn render(bencher: divan::Bencher, instances: usize) {
     let sources = Sources::data(
         DataSource::from_json(&data)
             .expect("the data file loads")
-            .with_fields(engine.fields().clone()),
+            .with_fields(FieldSet::new(engine.fields().clone())),
         RETRY,
     );
     let jobs = [Job {

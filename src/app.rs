@@ -3,10 +3,10 @@
 
 use crate::cli::{self, Args, Subcommand};
 use crate::config::{Config, ConfigError, TemplateSource};
-use crate::runner::{self, Job};
+use crate::runner::{self, job_fields, Job};
 use crate::source::consul::ConsulSource;
 use crate::source::data::DataSource;
-use crate::source::model::Fields;
+use crate::source::model::FieldSet;
 use crate::source::Sources;
 use crate::template::Engine;
 use clap::{CommandFactory, FromArgMatches};
@@ -158,29 +158,25 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     if !cfg.dry {
         sweep_temp_files(&jobs);
     }
-    // Once mode builds `service` instances with only the fields the templates can read; a
-    // watcher keeps them whole (a reload may bring templates that read more).
-    let fields = if cfg.once {
-        jobs.iter().map(|j| j.engine.fields().clone()).fold(
-            Fields::Only(std::collections::BTreeSet::default()),
-            Fields::union,
-        )
-    } else {
-        Fields::All
-    };
+    // `service` instances carry only the fields the templates can read (a reload that brings
+    // templates reading more widens them: `runner::watch_mode`).
+    let fields = FieldSet::new(job_fields(&jobs));
     let retry = cfg.consul.retry;
-    let sources = Arc::new(match &cfg.data {
-        Some(path) => Sources::data(
-            DataSource::load(path)
-                .map_err(|e| Failure::Config(format!("{e:#}")))?
-                .with_fields(fields),
-            retry,
-        ),
-        None => Sources::new(
-            Arc::new(ConsulSource::new(&cfg.consul)?.with_fields(fields)),
-            retry,
-        ),
-    });
+    let sources = Arc::new(
+        match &cfg.data {
+            Some(path) => Sources::data(
+                DataSource::load(path)
+                    .map_err(|e| Failure::Config(format!("{e:#}")))?
+                    .with_fields(fields.clone()),
+                retry,
+            ),
+            None => Sources::new(
+                Arc::new(ConsulSource::new(&cfg.consul)?.with_fields(fields.clone())),
+                retry,
+            ),
+        }
+        .with_fields(fields),
+    );
     if !cfg.once {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -272,7 +272,8 @@ impl Drop for Watchers {
 async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake: Wake) {
     let mut ticket = Some(ticket);
     let mut index: u64 = 0;
-    let mut last: Option<Option<Value>> = None;
+    // The last value sent, as its fingerprint: the runner keeps the value itself.
+    let mut last: Option<[u8; 32]> = None;
     // When the last answer brought no change (same index, one that went backwards, or a new
     // index with the same data: CONSUL_API.md §4.4) or was an error, the next query waits until
     // MIN_INTERVAL after the last one: the guard against hot loops. An answer that changed the
@@ -325,10 +326,11 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
                 // An index that went backwards means the server state was reset: start over.
                 let moved = f.index > index;
                 index = if f.index < index { 0 } else { f.index.max(1) };
-                let changed = last.as_ref() != Some(&f.value);
+                let print = fingerprint(f.value.as_ref());
+                let changed = last != Some(print);
                 pace = !(moved && changed);
                 if changed || (s.every_index && moved) {
-                    last = Some(f.value.clone());
+                    last = Some(print);
                     let event = if s.every_index {
                         Event::Broad(dep.clone(), f.value, f.index)
                     } else {
@@ -376,5 +378,47 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
                 }
             }
         }
+    }
+}
+
+/// A value's fingerprint (SHA-256 of its JSON), which a watcher keeps to tell whether an answer
+/// changed: a copy of every value would double what thousands of dependencies take.
+fn fingerprint(value: Option<&Value>) -> [u8; 32] {
+    use sha2::Digest as _;
+    struct Hashing(sha2::Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(sha2::Sha256::new());
+    match value {
+        // Writing to a hash cannot fail, and a Value always serializes.
+        Some(v) => {
+            h.0.update(b"some:");
+            let _ = serde_json::to_writer(&mut h, v);
+        }
+        None => h.0.update(b"none"),
+    }
+    h.0.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+    use serde_json::json;
+
+    #[test]
+    fn a_fingerprint_tells_values_apart() {
+        let a = json!([{"ID": "web-1", "Port": 8080}]);
+        let b = json!([{"ID": "web-1", "Port": 8081}]);
+        assert_eq!(fingerprint(Some(&a)), fingerprint(Some(&a.clone())));
+        assert_ne!(fingerprint(Some(&a)), fingerprint(Some(&b)));
+        // A missing key is not a key holding null.
+        assert_ne!(fingerprint(None), fingerprint(Some(&json!(null))));
     }
 }

@@ -21,6 +21,14 @@ pub struct Job {
     pub name: String,
 }
 
+/// The fields of `service` instances that `jobs` can read.
+pub fn job_fields(jobs: &[Job]) -> crate::source::model::Fields {
+    jobs.iter().map(|j| j.engine.fields().clone()).fold(
+        crate::source::model::Fields::Only(std::collections::BTreeSet::default()),
+        crate::source::model::Fields::union,
+    )
+}
+
 /// What the runner's and capture's unit tests share.
 #[cfg(test)]
 pub(crate) mod testing {

@@ -109,7 +109,7 @@ pub async fn run(
     let (tx, mut rx) = mpsc::unbounded_channel();
     // With no templates (a plain -exec supervisor) everything is rendered from the start.
     let all_rendered = Arc::new(AtomicBool::new(jobs.is_empty()));
-    let mut watchers = Watchers::new(&cfg, sources, tx, all_rendered.clone());
+    let mut watchers = Watchers::new(&cfg, sources.clone(), tx, all_rendered.clone());
     let mut store: Arc<Store> = Arc::new(Store::new());
     let mut state: Vec<JobState> = jobs.iter().map(|_| JobState::default()).collect();
     let mut dirty: BTreeSet<usize> = (0..jobs.len()).collect();
@@ -240,6 +240,14 @@ pub async fn run(
                 match outcome {
                     Ok((new_cfg, new_jobs)) => {
                         tracing::info!(templates = new_jobs.len(), "reloaded configuration and templates");
+                        if sources.widen_fields(super::job_fields(&new_jobs)) {
+                            // Instances fetched so far lack fields the new templates read: fetch
+                            // everything again before anything renders from them.
+                            tracing::info!("the templates read more instance fields: fetching again");
+                            for gone in watchers.sync(&HashSet::new()) {
+                                Arc::make_mut(&mut store).remove(&gone);
+                            }
+                        }
                         cfg = new_cfg;
                         jobs = new_jobs;
                         state = jobs.iter().map(|_| JobState::default()).collect();

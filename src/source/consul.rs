@@ -37,7 +37,7 @@ pub struct ConsulSource {
     partition: Option<String>,
     agent_node: tokio::sync::OnceCell<String>,
     /// The fields `service` instances carry.
-    fields: model::Fields,
+    fields: model::FieldSet,
 }
 
 /// One failed attempt, and whether another may succeed.
@@ -76,12 +76,12 @@ impl ConsulSource {
             namespace: cfg.namespace.clone().filter(|n| !n.is_empty()),
             partition: cfg.partition.clone().filter(|p| !p.is_empty()),
             agent_node: tokio::sync::OnceCell::new(),
-            fields: model::Fields::All,
+            fields: model::FieldSet::default(),
         })
     }
 
-    /// Builds `service` instances with only `fields` (once mode: what the templates can read).
-    pub fn with_fields(mut self, fields: model::Fields) -> ConsulSource {
+    /// Builds `service` instances with only `fields` (what the templates can read).
+    pub fn with_fields(mut self, fields: model::FieldSet) -> ConsulSource {
         self.fields = fields;
         self
     }
@@ -119,7 +119,7 @@ impl ConsulSource {
             Some(b) => {
                 query.push(("index".into(), b.index.max(1).to_string()));
                 query.push(("wait".into(), config::duration::format(b.wait)));
-                b.wait + b.wait / 16 + Duration::from_secs(5)
+                blocking_timeout(b.wait)
             }
             None => REQUEST_TIMEOUT,
         };
@@ -365,6 +365,11 @@ impl Source for ConsulSource {
     fn fetch<'a>(&'a self, dep: &'a Dependency, block: Option<Block>) -> FetchFuture<'a> {
         Box::pin(self.attempt(dep, block))
     }
+}
+
+/// How long a blocking query with `wait` may take: Consul adds up to wait/16 of jitter.
+fn blocking_timeout(wait: Duration) -> Duration {
+    wait + wait / 16 + Duration::from_secs(5)
 }
 
 /// The endpoint a request went to, without its names (`health/service`, `kv`), for metrics.

@@ -20,7 +20,7 @@ pub struct DataSource {
     path: Option<std::path::PathBuf>,
     current: tokio::sync::watch::Sender<Arc<Snapshot>>,
     /// The fields `service` instances carry.
-    fields: model::Fields,
+    fields: model::FieldSet,
 }
 
 /// One version of the file's contents.
@@ -62,12 +62,12 @@ impl DataSource {
         DataSource {
             path,
             current,
-            fields: model::Fields::All,
+            fields: model::FieldSet::default(),
         }
     }
 
-    /// Builds `service` instances with only `fields` (once mode: what the templates can read).
-    pub fn with_fields(mut self, fields: model::Fields) -> DataSource {
+    /// Builds `service` instances with only `fields` (what the templates can read).
+    pub fn with_fields(mut self, fields: model::FieldSet) -> DataSource {
         self.fields = fields;
         self
     }
@@ -101,7 +101,10 @@ impl DataSource {
 
     /// Answers one dependency from the current version.
     pub fn answer(&self, dep: &Dependency) -> Result<Option<Value>, SourceError> {
-        self.current.borrow().catalog.answer_with(dep, &self.fields)
+        self.current
+            .borrow()
+            .catalog
+            .answer_with(dep, &self.fields.get())
     }
 }
 
@@ -121,7 +124,7 @@ impl Source for DataSource {
             }
             let snap = rx.borrow().clone();
             snap.catalog
-                .answer_with(dep, &self.fields)
+                .answer_with(dep, &self.fields.get())
                 .map(|value| Fetched {
                     value,
                     index: snap.generation,

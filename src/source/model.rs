@@ -44,6 +44,46 @@ impl Fields {
             _ => Fields::All,
         }
     }
+
+    /// Whether instances built with these fields serve templates that read `other`.
+    pub fn covers(&self, other: &Fields) -> bool {
+        match (self, other) {
+            (Fields::All, _) => true,
+            (Fields::Only(_), Fields::All) => false,
+            (Fields::Only(a), Fields::Only(b)) => b.is_subset(a),
+        }
+    }
+}
+
+/// The fields a source builds instances with, shared with the runner, which widens them when a
+/// reload brings templates that read more.
+#[derive(Debug, Clone, Default)]
+pub struct FieldSet(std::sync::Arc<std::sync::RwLock<Fields>>);
+
+impl FieldSet {
+    pub fn new(fields: Fields) -> FieldSet {
+        FieldSet(std::sync::Arc::new(std::sync::RwLock::new(fields)))
+    }
+
+    pub fn get(&self) -> std::sync::RwLockReadGuard<'_, Fields> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Widens the set to cover `wanted` as well; true when it grew (values built before are
+    /// missing fields the templates now read).
+    pub fn widen(&self, wanted: Fields) -> bool {
+        let mut fields = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if fields.covers(&wanted) {
+            return false;
+        }
+        *fields = std::mem::take(&mut *fields).union(wanted);
+        true
+    }
 }
 
 /// Consul sends `null` for empty lists and maps in places; read it as empty.

@@ -3,7 +3,7 @@
 //! ones; one retry policy; and the data file's reloads, so nothing outside knows it is a file.
 
 use super::data::DataSource;
-use super::{local, retry, Block, FetchFuture, Fetched, Source, SourceError};
+use super::{local, model, retry, Block, FetchFuture, Fetched, Source, SourceError};
 use crate::config::Retry;
 use crate::dependency::Dependency;
 use std::path::Path;
@@ -14,6 +14,8 @@ pub struct Sources {
     /// Set when the backend is the `-data` file.
     data: Option<Arc<DataSource>>,
     retry: Retry,
+    /// The fields the backend builds `service` instances with, when it builds only some.
+    fields: Option<model::FieldSet>,
 }
 
 impl Sources {
@@ -23,6 +25,7 @@ impl Sources {
             backend,
             data: None,
             retry,
+            fields: None,
         }
     }
 
@@ -33,7 +36,21 @@ impl Sources {
             backend: data.clone(),
             data: Some(data),
             retry,
+            fields: None,
         }
+    }
+
+    /// Says that the backend builds instances with `fields` (given to it too), so that
+    /// `widen_fields` can widen them.
+    pub fn with_fields(mut self, fields: model::FieldSet) -> Sources {
+        self.fields = Some(fields);
+        self
+    }
+
+    /// Makes the backend build instances with the fields `wanted` reads as well; true when
+    /// values fetched before lack some of them (they must be fetched again).
+    pub fn widen_fields(&self, wanted: model::Fields) -> bool {
+        self.fields.as_ref().is_some_and(|f| f.widen(wanted))
     }
 
     /// Whether values come from the `-data` file (no connections to count).

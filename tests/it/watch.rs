@@ -292,6 +292,27 @@ fn sighup_re_reads_the_template() {
     assert!(bg.log().contains("reloaded"), "{}", bg.log());
 }
 
+/// Watchers keep only the instance fields the templates read; a reload whose template reads more
+/// gets them (fetched again), never an empty field from the narrower values.
+#[test]
+fn a_reload_that_reads_more_fields_fetches_them() {
+    let c = Consul::start();
+    c.load(DATA);
+    let d = Dir::new();
+    let bg = start(&c, &d, &[]);
+    d.write(
+        "in.hbs",
+        "{{#each (service \"web\")}}{{ID}} {{Address}} {{Node}}{{/each}}\n",
+    );
+    bg.signal("-HUP");
+    wait_until("the new template's output", LIMIT, || {
+        d.read("out.conf") == "web-1 10.0.0.1 n1\n"
+    });
+    assert!(bg.log().contains("fetching again"), "{}", bg.log());
+    // The output went from the old template's straight to the new one's, never a partial line.
+    assert_eq!(d.lines("runs"), 2, "{}", bg.log());
+}
+
 #[test]
 fn a_template_error_is_logged_and_watching_goes_on_with_template_error_fatal_false() {
     let c = Consul::start();

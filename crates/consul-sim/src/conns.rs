@@ -58,8 +58,10 @@ impl Conns {
         self.refused.load(Ordering::SeqCst)
     }
 
+    /// Starts counting the peak and refusals anew; the peak from what one client has open now.
     pub fn reset(&self) {
-        self.peak.store(self.open(), Ordering::SeqCst);
+        let now = self.lock().values().copied().max().unwrap_or(0);
+        self.peak.store(now, Ordering::SeqCst);
         self.refused.store(0, Ordering::SeqCst);
     }
 

@@ -79,6 +79,7 @@ pub(super) fn build(cfg: &Consul) -> Result<Client, ConfigError> {
     let http = transport::build(transport::Settings {
         budget: cfg.max_connections as usize,
         dial_timeout: t.dial_timeout.unwrap_or(Duration::from_secs(10)),
+        close_wait: super::blocking_timeout(cfg.block_query_wait),
         keep_alive: t.dial_keep_alive,
         idle_timeout: t.idle_conn_timeout,
         max_idle,

@@ -30,7 +30,7 @@ impl ConsulSource {
                     .await?;
                 let entries: Vec<HealthEntry> = ok_json(&a)?;
                 Ok(fetched(
-                    Some(model::instances(&entries, q, &self.fields)),
+                    Some(model::instances(&entries, q, &self.fields.get())),
                     a.index,
                 ))
             }

@@ -51,6 +51,9 @@ pub(super) struct Settings {
     pub budget: usize,
     /// Connecting (TCP, proxy, TLS) may take this long.
     pub dial_timeout: Duration,
+    /// The longest the agent may take to close a connection after we closed ours: the longest
+    /// a blocking query may be held.
+    pub close_wait: Duration,
     pub keep_alive: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     /// Idle connections the pool keeps; 0 closes each after its request.
@@ -82,6 +85,7 @@ pub(super) fn build(s: Settings) -> Http {
         inner: Arc::new(Inner {
             budget: Arc::new(Semaphore::new(s.budget.max(1))),
             dial_timeout: s.dial_timeout,
+            close_wait: s.close_wait,
             tcp,
             unix: s.unix,
             tls: s.tls,
@@ -110,6 +114,7 @@ pub(super) struct Connector {
 struct Inner {
     budget: Arc<Semaphore>,
     dial_timeout: Duration,
+    close_wait: Duration,
     tcp: HttpConnector,
     unix: Option<PathBuf>,
     tls: Option<Tls>,
@@ -138,6 +143,7 @@ impl Service<http::Uri> for Connector {
                 proxied: opened.proxied,
                 h2: opened.h2,
                 permit: Some(permit),
+                close_wait: inner.close_wait,
             })
         })
     }
@@ -223,26 +229,27 @@ pub(super) struct Conn {
     /// HTTP/2, as the TLS handshake agreed.
     h2: bool,
     permit: Option<OwnedSemaphorePermit>,
+    close_wait: Duration,
 }
-
-/// How long a closing connection may hold its share waiting for the agent to close its side.
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 impl Drop for Conn {
     /// Closes the connection, and frees its share of the budget once the agent has closed its
-    /// side too (or after `CLOSE_WAIT`): the agent counts a connection until it has seen it
-    /// close, and a share freed at once could open a new connection before that.
+    /// side too: the agent counts a connection until it has closed it, and a share freed at once
+    /// could open a new connection before that. An agent that goes on holding a cancelled
+    /// blocking query keeps counting its connection until the query's wait is over, so the
+    /// share is held as long (`close_wait`).
     fn drop(&mut self) {
         let (Some(io), Some(permit)) = (self.io.take(), self.permit.take()) else {
             return;
         };
+        let close_wait = self.close_wait;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         runtime.spawn(async move {
             use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
             let mut stream = io.into_inner();
-            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            let _ = tokio::time::timeout(close_wait, async {
                 let _ = stream.shutdown().await;
                 let mut buf = [0u8; 1024];
                 while let Ok(n) = stream.read(&mut buf).await {
