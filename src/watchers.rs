@@ -131,7 +131,19 @@ enum Wake {
     /// Never: Consul cannot block on it (the datacenter list).
     Never,
     /// When the change detector says it may have changed.
-    Notified(Arc<Notify>),
+    Notified(Arc<Follower>),
+}
+
+/// A dependency that follows the change detector: how it is woken, and how recent its value is.
+#[derive(Default)]
+struct Follower {
+    notify: Notify,
+    /// The Consul index of its last answer: a change no query names refreshes the most
+    /// recently changed first (a deploy in progress is likely to change them again).
+    index: std::sync::atomic::AtomicU64,
+    /// When its last fetch started (`detect::ticks`): a refresh for a change seen earlier
+    /// than that is not needed.
+    fetched: std::sync::atomic::AtomicU64,
 }
 
 /// Every running watcher.
@@ -224,7 +236,9 @@ impl Watchers {
                 _ => {
                     let wake = if following {
                         let shared = &self.shared;
-                        let detector = self.detector.get_or_insert_with(|| Detector::new(shared));
+                        let detector = self
+                            .detector
+                            .get_or_insert_with(|| Detector::new(shared, self.cap));
                         Wake::Notified(detector.follow(dep))
                     } else if matches!(dep, Dependency::Datacenters { .. }) {
                         Wake::Never
@@ -289,6 +303,9 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
             tokio::time::sleep_until(at + MIN_INTERVAL).await;
         }
         last_fetch = Some(Instant::now());
+        if let Wake::Notified(f) = &wake {
+            f.fetched.store(detect::ticks(), Ordering::Relaxed);
+        }
         let block = (blocking && index > 0).then_some(Block {
             index,
             wait: s.wait,
@@ -343,7 +360,10 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
                 match &wake {
                     Wake::Blocking => {}
                     Wake::Never => std::future::pending::<()>().await,
-                    Wake::Notified(n) => n.notified().await,
+                    Wake::Notified(f) => {
+                        f.index.store(index, Ordering::Relaxed);
+                        f.notify.notified().await;
+                    }
                 }
             }
             Err(e) => {
@@ -383,7 +403,7 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
 
 /// A value's fingerprint (SHA-256 of its JSON), which a watcher keeps to tell whether an answer
 /// changed: a copy of every value would double what thousands of dependencies take.
-fn fingerprint(value: Option<&Value>) -> [u8; 32] {
+pub(crate) fn fingerprint(value: Option<&Value>) -> [u8; 32] {
     use sha2::Digest as _;
     struct Hashing(sha2::Sha256);
     impl std::io::Write for Hashing {

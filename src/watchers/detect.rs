@@ -9,18 +9,29 @@
 //!   provider watches these two together);
 //! - a recursive KV query on the followers' common prefix: a key whose entry changed names it.
 
-use super::{watch_dependency, Event, Shared};
+use super::{watch_dependency, Event, Follower, Shared};
 use crate::dependency::Dependency;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
-/// How long an unnamed catalog change waits for the health query's answer for the same write.
-const ATTRIBUTE_WINDOW: Duration = Duration::from_millis(150);
+/// A sweep (the refresh of every followed service after a change no query named) wakes this
+/// many followers per connection allowed, every `SWEEP_TICK`.
+const SWEEP_TICK: Duration = Duration::from_millis(25);
+/// How many of the most recently changed services a sweep takes first; the rest go least
+/// recently fetched first, so that sweeps restarted by a stream of changes starve none.
+const SWEEP_NEWEST: usize = 64;
+
+/// Milliseconds since the first call: when a follower's fetch started, when a sweep began.
+pub(super) fn ticks() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
 
 /// Whether `dep` can be a follower: a service or key in the agent's datacenter, no query
 /// parameters (the broad queries see exactly that scope).
@@ -36,9 +47,9 @@ pub(super) fn followable(dep: &Dependency) -> bool {
 #[derive(Default)]
 struct Registry {
     /// Service name → its followers.
-    services: HashMap<String, Vec<(Dependency, Arc<Notify>)>>,
+    services: HashMap<String, Vec<(Dependency, Arc<Follower>)>>,
     /// Key path → its followers.
-    keys: HashMap<String, Vec<(Dependency, Arc<Notify>)>>,
+    keys: HashMap<String, Vec<(Dependency, Arc<Follower>)>>,
 }
 
 impl Registry {
@@ -48,8 +59,21 @@ impl Registry {
             .map_or(0, |list| wake_all(list.iter().map(|(_, n)| n)))
     }
 
+    /// Wakes every followed service, the most recently changed first (the gate's permits go
+    /// out in about the order their watchers ask).
     fn wake_every_service(&self) -> usize {
-        wake_all(self.services.values().flatten().map(|(_, n)| n))
+        wake_all(self.services.values().flatten().map(|(_, f)| f))
+    }
+
+    /// The order a sweep refreshes the followed services in: the `SWEEP_NEWEST` most recently
+    /// changed (highest Consul index) first, then the least recently fetched.
+    fn sweep_order(&self) -> VecDeque<Arc<Follower>> {
+        let mut all: Vec<&Arc<Follower>> =
+            self.services.values().flatten().map(|(_, f)| f).collect();
+        all.sort_by_key(|f| std::cmp::Reverse(f.index.load(Ordering::Relaxed)));
+        let mut rest = all.split_off(all.len().min(SWEEP_NEWEST));
+        rest.sort_by_key(|f| f.fetched.load(Ordering::Relaxed));
+        all.into_iter().chain(rest).cloned().collect()
     }
 
     fn wake_every_key(&self) -> usize {
@@ -82,8 +106,8 @@ impl Registry {
     }
 }
 
-fn wake_all<'a>(list: impl Iterator<Item = &'a Arc<Notify>>) -> usize {
-    list.map(|n| n.notify_one()).count()
+fn wake_all<'a>(list: impl Iterator<Item = &'a Arc<Follower>>) -> usize {
+    list.map(|f| f.notify.notify_one()).count()
 }
 
 /// The broad queries and the loop that turns their answers into wake-ups.
@@ -98,10 +122,10 @@ pub(super) struct Detector {
 
 impl Detector {
     /// A detector whose broad queries share `shared`'s connections and retry policy.
-    pub(super) fn new(shared: &Shared) -> Detector {
+    pub(super) fn new(shared: &Shared, connections: usize) -> Detector {
         let (tx, rx) = mpsc::unbounded_channel();
         let registry = Arc::new(Mutex::new(Registry::default()));
-        let diff = tokio::spawn(diff_loop(rx, registry.clone()));
+        let diff = tokio::spawn(diff_loop(rx, registry.clone(), connections.max(1)));
         Detector {
             registry,
             shared: Shared {
@@ -131,9 +155,9 @@ impl Detector {
         ))
     }
 
-    /// Registers a follower; the returned `Notify` wakes it when its value may have changed.
-    pub(super) fn follow(&mut self, dep: &Dependency) -> Arc<Notify> {
-        let wake = Arc::new(Notify::new());
+    /// Registers a follower; it is woken when its value may have changed.
+    pub(super) fn follow(&mut self, dep: &Dependency) -> Arc<Follower> {
+        let wake = Arc::new(Follower::default());
         match dep {
             Dependency::Service(q) => {
                 self.lock()
@@ -274,11 +298,15 @@ fn catalog_entries(v: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
-fn kv_entries(v: &Value) -> BTreeMap<String, Value> {
+/// Each key's fingerprint, by path.
+fn kv_entries(v: &Value) -> BTreeMap<String, [u8; 32]> {
     v.as_array()
         .into_iter()
         .flatten()
-        .filter_map(|p| Some((p.get("Path")?.as_str()?.to_string(), p.clone())))
+        .filter_map(|p| {
+            let path = p.get("Path")?.as_str()?.to_string();
+            Some((path, super::fingerprint(Some(p))))
+        })
         .collect()
 }
 
@@ -289,8 +317,28 @@ fn baseline(r: &Registry, what: &str) {
     tracing::debug!(woken, "{what} baseline: refreshing every followed service");
 }
 
+/// A refresh of every followed service, woken a batch at a time.
+struct Sweep {
+    queue: VecDeque<Arc<Follower>>,
+    /// When it began: a follower whose fetch started since is fresh already.
+    began: u64,
+    /// The catalog indexes it is for; it stops when the health query names them all.
+    for_indexes: Vec<u64>,
+}
+
 /// Turns the broad queries' answers into wake-ups.
-async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<Registry>>) {
+///
+/// A catalog change that names no service (an instance registered without a check, a port
+/// changed) may concern any followed service: a sweep refreshes them all at a bounded rate
+/// (`batch` per `SWEEP_TICK`, and never more requests at once than the connection cap), the
+/// most recently changed first. It starts at once; when the health query names the same write
+/// (Consul moves both indexes at one raft index, and the health answer, thousands of checks, can
+/// come later), the sweep stops.
+async fn diff_loop(
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    registry: Arc<Mutex<Registry>>,
+    batch: usize,
+) {
     let lock = || {
         registry
             .lock()
@@ -300,14 +348,14 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
     let mut catalog: Option<BTreeMap<String, Value>> = None;
     // The KV query's prefix and entries (the query restarts when the followed keys' prefix
     // changes; its first answer is then a new baseline).
-    let mut kv: Option<(String, BTreeMap<String, Value>)> = None;
+    let mut kv: Option<(String, BTreeMap<String, [u8; 32]>)> = None;
     // The Consul indexes at which the health query named changed services (the last 64): a
-    // catalog change at one of them was the same write (Consul moves both at one raft index).
-    let mut named: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
-    // Unnamed catalog changes: their indexes, and when to act on each.
-    let mut unnamed: Vec<(u64, Instant)> = Vec::new();
+    // catalog change at one of them was the same write.
+    let mut named: VecDeque<u64> = VecDeque::new();
+    let mut sweep: Option<Sweep> = None;
+    let mut tick = tokio::time::interval(SWEEP_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let deadline = unnamed.iter().map(|(_, at)| *at).min();
         tokio::select! {
             ev = rx.recv() => {
                 let Some(Event::Broad(dep, value, index)) = ev else {
@@ -332,6 +380,13 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
                                 let woken: usize = names.iter().map(|n| r.wake_service(n)).sum();
                                 tracing::debug!(services = ?names, woken, "health changed");
                             }
+                            if let Some(sw) = &mut sweep {
+                                sw.for_indexes.retain(|i| !named.contains(i));
+                                if sw.for_indexes.is_empty() {
+                                    tracing::debug!(left = sw.queue.len(), "the health query named the write: sweep stopped");
+                                    sweep = None;
+                                }
+                            }
                         }
                         health = Some(now);
                     }
@@ -342,12 +397,19 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
                         }
                         if let Some(old) = &catalog {
                             let names = changed_names(old, &now);
-                            if names.is_empty() {
-                                unnamed.push((index, Instant::now() + ATTRIBUTE_WINDOW));
-                            } else {
+                            if !names.is_empty() {
                                 let r = lock();
                                 let woken: usize = names.iter().map(|n| r.wake_service(n)).sum();
                                 tracing::debug!(services = ?names, woken, "catalog changed");
+                            } else if !named.contains(&index) {
+                                // A new sweep, or the running one begun again from the newest:
+                                // what it already refreshed may have missed this write.
+                                let mut for_indexes = sweep.take().map(|s| s.for_indexes).unwrap_or_default();
+                                for_indexes.push(index);
+                                let queue = lock().sweep_order();
+                                tracing::debug!(services = queue.len(), "catalog changed without naming a service: sweeping");
+                                sweep = Some(Sweep { queue, began: ticks(), for_indexes });
+                                tick.reset_immediately();
                             }
                         }
                         catalog = Some(now);
@@ -371,14 +433,20 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
                     _ => {}
                 }
             }
-            () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                let now = Instant::now();
-                let due: Vec<u64> = unnamed.iter().filter(|(_, at)| *at <= now).map(|(i, _)| *i).collect();
-                unnamed.retain(|(_, at)| *at > now);
-                // Unless the health query named that very write (before or after the catalog saw it).
-                if due.iter().any(|i| !named.contains(i)) {
-                    let woken = lock().wake_every_service();
-                    tracing::debug!(woken, "catalog changed without naming a service: refreshing every followed service");
+            _ = tick.tick(), if sweep.is_some() => {
+                if let Some(sw) = &mut sweep {
+                    let mut woken = 0;
+                    while woken < batch {
+                        let Some(f) = sw.queue.pop_front() else { break };
+                        // A fetch that started since the sweep began saw the write.
+                        if f.fetched.load(Ordering::Relaxed) < sw.began {
+                            f.notify.notify_one();
+                            woken += 1;
+                        }
+                    }
+                    if sw.queue.is_empty() {
+                        sweep = None;
+                    }
                 }
             }
         }
@@ -389,6 +457,46 @@ async fn diff_loop(mut rx: mpsc::UnboundedReceiver<Event>, registry: Arc<Mutex<R
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_unnamed_change_refreshes_the_most_recently_changed_first() {
+        let mut r = Registry::default();
+        for (name, index) in [("old", 5), ("newest", 90), ("middle", 40)] {
+            let f = Arc::new(Follower::default());
+            f.index.store(index, Ordering::Relaxed);
+            let dep = Dependency::Service(crate::dependency::parse_service(name).unwrap());
+            r.services.entry(name.into()).or_default().push((dep, f));
+        }
+        let order: Vec<u64> = r
+            .sweep_order()
+            .iter()
+            .map(|f| f.index.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(order, [90, 40, 5]);
+        // Past the newest, the least recently fetched go first.
+        for i in 0..SWEEP_NEWEST as u64 + 2 {
+            let f = Arc::new(Follower::default());
+            f.index.store(1000 + i, Ordering::Relaxed);
+            let dep = Dependency::Service(crate::dependency::parse_service("x").unwrap());
+            r.services.entry("x".into()).or_default().push((dep, f));
+        }
+        r.services["old"][0].1.fetched.store(7, Ordering::Relaxed);
+        r.services["newest"][0]
+            .1
+            .fetched
+            .store(9, Ordering::Relaxed);
+        r.services["middle"][0]
+            .1
+            .fetched
+            .store(8, Ordering::Relaxed);
+        let tail: Vec<u64> = r
+            .sweep_order()
+            .iter()
+            .skip(SWEEP_NEWEST)
+            .map(|f| f.index.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(tail, [1001, 1000, 5, 40, 90]);
+    }
 
     #[test]
     fn diffs_name_what_changed() {

@@ -72,8 +72,13 @@ impl ConsulSource {
                 let a = self
                     .get(&["health", "state", "any"], Vec::new(), block)
                     .await?;
-                let checks: Value = ok_json(&a)?;
-                Ok(fetched(Some(checks), a.index))
+                // Only what the change detector compares: the checks' other fields (output,
+                // notes, definitions) would be most of the memory for thousands of checks.
+                let checks: Vec<CheckState> = ok_json(&a)?;
+                Ok(fetched(
+                    Some(serde_json::to_value(checks).unwrap_or_default()),
+                    a.index,
+                ))
             }
             Dependency::Datacenters { ignore_failing } => {
                 let a = self
@@ -187,4 +192,18 @@ pub(super) fn ok_json<T: DeserializeOwned>(a: &Answer) -> Result<T, Failed> {
             ),
         )
     })
+}
+
+/// One check of `/v1/health/state/any`, as the change detector reads it (any may be null).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CheckState {
+    #[serde(default)]
+    node: Option<String>,
+    #[serde(rename = "CheckID", default)]
+    check_id: Option<String>,
+    #[serde(default)]
+    service_name: Option<String>,
+    #[serde(default)]
+    modify_index: Option<u64>,
 }
