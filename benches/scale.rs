@@ -3,6 +3,7 @@
 //! simulator, which refuses connections past Consul's per-client limit (200).
 //!
 //! Reports the first complete render, peak connections, change-to-file latency per kind of change
+//! (among them a deploy's second instance of a service whose first just came, both unnamed)
 //! (p50/p99 over `SCALE_CHANGES` each, default 50; a change not seen within 10 s counts as missed), Consul requests
 //! per change, requests while idle, requests in the first second after a simulator restart, and
 //! the watcher's peak RSS.
@@ -102,12 +103,21 @@ fn main() {
 
     // Application a is blue when a is even (gen-data.py); its instances are on hosts (a+i)%10.
     let host = |a: usize, i: usize| (a + i) % 10;
-    let kinds: [(&str, &Change); 5] = [
+    let kinds: [(&str, &Change); 6] = [
         ("instance added without a check", &|k| {
             let a = k * 2;
             c.register(json!({"Node": format!("docker-host-{}", host(a, 0)), "Address": format!("10.0.1.{}", 10 + host(a, 0)),
                 "Service": {"ID": format!("extra-{a}"), "Service": format!("app{a:03}-blue"), "Address": "10.9.9.9", "Port": 40000 + a}}));
             let want = format!("server 10.9.9.9:{};", 40000 + a);
+            Box::new(move |t: &str| t.contains(&want))
+        }),
+        // A deploy's next instance: the same services as the kind before, each of which has
+        // just changed (the newest first in a sweep).
+        ("the deploy's next instance, without a check", &|k| {
+            let a = k * 2;
+            c.register(json!({"Node": format!("docker-host-{}", host(a, 1)), "Address": format!("10.0.1.{}", 10 + host(a, 1)),
+                "Service": {"ID": format!("extra2-{a}"), "Service": format!("app{a:03}-blue"), "Address": "10.9.9.8", "Port": 40000 + a}}));
+            let want = format!("server 10.9.9.8:{};", 40000 + a);
             Box::new(move |t: &str| t.contains(&want))
         }),
         ("check turned critical", &|k| {

@@ -141,9 +141,18 @@ struct Follower {
     /// The Consul index of its last answer: a change no query names refreshes the most
     /// recently changed first (a deploy in progress is likely to change them again).
     index: std::sync::atomic::AtomicU64,
-    /// When its last fetch started (`detect::ticks`): a refresh for a change seen earlier
-    /// than that is not needed.
+    /// When its last fetch got its connection (`detect::ticks`): a refresh for a change seen
+    /// earlier than that is not needed, and a sweep counts it as done.
     fetched: std::sync::atomic::AtomicU64,
+}
+
+impl Wake {
+    /// A follower's fetch is under way.
+    fn started(&self) {
+        if let Wake::Notified(f) = self {
+            f.fetched.store(detect::ticks(), Ordering::Relaxed);
+        }
+    }
 }
 
 /// Every running watcher.
@@ -236,9 +245,10 @@ impl Watchers {
                 _ => {
                     let wake = if following {
                         let shared = &self.shared;
+                        // A sweep's followers may hold half the connections waiting at the gate.
                         let detector = self
                             .detector
-                            .get_or_insert_with(|| Detector::new(shared, self.cap));
+                            .get_or_insert_with(|| Detector::new(shared, (self.cap / 2).max(1)));
                         Wake::Notified(detector.follow(dep))
                     } else if matches!(dep, Dependency::Datacenters { .. }) {
                         Wake::Never
@@ -303,9 +313,6 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
             tokio::time::sleep_until(at + MIN_INTERVAL).await;
         }
         last_fetch = Some(Instant::now());
-        if let Wake::Notified(f) = &wake {
-            f.fetched.store(detect::ticks(), Ordering::Relaxed);
-        }
         let block = (blocking && index > 0).then_some(Block {
             index,
             wait: s.wait,
@@ -315,6 +322,7 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
                 // The first fetch goes ahead of every blocking query.
                 let permit = s.gate.permits.acquire().await.ok();
                 drop(first);
+                wake.started();
                 let r = s.sources.fetch(&dep, None).await;
                 drop(permit);
                 r
@@ -333,6 +341,7 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
             }
             (None, None) => {
                 let _permit = s.gate.permits.acquire().await;
+                wake.started();
                 s.sources.fetch(&dep, None).await
             }
         };

@@ -181,7 +181,7 @@ pub struct Args {
     )]
     pub block_query_wait: Option<GoDuration>,
 
-    /// Most requests open to Consul at once (default 128).
+    /// Most connections open to Consul at once, idle ones included (default 128).
     #[arg(long = "max-connections", value_name = "N", help_heading = "Consul")]
     pub max_connections: Option<NonZeroU32>,
 

@@ -19,9 +19,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// A sweep (the refresh of every followed service after a change no query named) wakes this
-/// many followers per connection allowed, every `SWEEP_TICK`.
-const SWEEP_TICK: Duration = Duration::from_millis(25);
+/// How often a sweep (the refresh of every followed service after a change no query named)
+/// wakes more followers: as many as have got their connection since, so that its backlog at the
+/// connection gate stays small and a sweep begun again for a newer change is not queued behind
+/// the last one.
+const SWEEP_TICK: Duration = Duration::from_millis(10);
 /// How many of the most recently changed services a sweep takes first; the rest go least
 /// recently fetched first, so that sweeps restarted by a stream of changes starve none.
 const SWEEP_NEWEST: usize = 64;
@@ -122,10 +124,10 @@ pub(super) struct Detector {
 
 impl Detector {
     /// A detector whose broad queries share `shared`'s connections and retry policy.
-    pub(super) fn new(shared: &Shared, connections: usize) -> Detector {
+    pub(super) fn new(shared: &Shared, sweep_batch: usize) -> Detector {
         let (tx, rx) = mpsc::unbounded_channel();
         let registry = Arc::new(Mutex::new(Registry::default()));
-        let diff = tokio::spawn(diff_loop(rx, registry.clone(), connections.max(1)));
+        let diff = tokio::spawn(diff_loop(rx, registry.clone(), sweep_batch.max(1)));
         Detector {
             registry,
             shared: Shared {
@@ -320,18 +322,36 @@ fn baseline(r: &Registry, what: &str) {
 /// A refresh of every followed service, woken a batch at a time.
 struct Sweep {
     queue: VecDeque<Arc<Follower>>,
+    /// Woken, waiting for a connection (and when, in `ticks`).
+    waiting: Vec<(Arc<Follower>, u64)>,
     /// When it began: a follower whose fetch started since is fresh already.
     began: u64,
     /// The catalog indexes it is for; it stops when the health query names them all.
     for_indexes: Vec<u64>,
 }
 
+impl Sweep {
+    /// Forgets the woken followers that have got their connection since they were woken (or
+    /// are no longer followed, or have waited over `SWEEP_STALE`: a follower in its retry
+    /// backoff must not hold the sweep up).
+    fn settle(&mut self) {
+        let now = ticks();
+        self.waiting.retain(|(f, woken)| {
+            f.fetched.load(Ordering::Relaxed) < *woken
+                && Arc::strong_count(f) > 1
+                && now.saturating_sub(*woken) < SWEEP_STALE
+        });
+    }
+}
+
+/// How long a woken follower may wait for its connection before a sweep stops counting it.
+const SWEEP_STALE: u64 = 2_000;
+
 /// Turns the broad queries' answers into wake-ups.
 ///
 /// A catalog change that names no service (an instance registered without a check, a port
 /// changed) may concern any followed service: a sweep refreshes them all at a bounded rate
-/// (`batch` per `SWEEP_TICK`, and never more requests at once than the connection cap), the
-/// most recently changed first. It starts at once; when the health query names the same write
+/// (at most `batch` woken and waiting for a connection), the most recently changed first. It starts at once; when the health query names the same write
 /// (Consul moves both indexes at one raft index, and the health answer, thousands of checks, can
 /// come later), the sweep stops.
 async fn diff_loop(
@@ -404,11 +424,16 @@ async fn diff_loop(
                             } else if !named.contains(&index) {
                                 // A new sweep, or the running one begun again from the newest:
                                 // what it already refreshed may have missed this write.
-                                let mut for_indexes = sweep.take().map(|s| s.for_indexes).unwrap_or_default();
+                                // Followers the last sweep woke that have not fetched yet are
+                                // still queued at the gate: they count against this one's batch.
+                                let (mut for_indexes, waiting) = sweep.take().map(|mut s| {
+                                    s.settle();
+                                    (s.for_indexes, s.waiting)
+                                }).unwrap_or_default();
                                 for_indexes.push(index);
                                 let queue = lock().sweep_order();
                                 tracing::debug!(services = queue.len(), "catalog changed without naming a service: sweeping");
-                                sweep = Some(Sweep { queue, began: ticks(), for_indexes });
+                                sweep = Some(Sweep { queue, waiting, began: ticks(), for_indexes });
                                 tick.reset_immediately();
                             }
                         }
@@ -435,16 +460,17 @@ async fn diff_loop(
             }
             _ = tick.tick(), if sweep.is_some() => {
                 if let Some(sw) = &mut sweep {
-                    let mut woken = 0;
-                    while woken < batch {
+                    sw.settle();
+                    let began = sw.began;
+                    while sw.waiting.len() < batch {
                         let Some(f) = sw.queue.pop_front() else { break };
                         // A fetch that started since the sweep began saw the write.
-                        if f.fetched.load(Ordering::Relaxed) < sw.began {
+                        if f.fetched.load(Ordering::Relaxed) < began {
                             f.notify.notify_one();
-                            woken += 1;
+                            sw.waiting.push((f, ticks()));
                         }
                     }
-                    if sw.queue.is_empty() {
+                    if sw.queue.is_empty() && sw.waiting.is_empty() {
                         sweep = None;
                     }
                 }

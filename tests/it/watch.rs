@@ -580,6 +580,43 @@ fn thousands_of_dependencies_beyond_the_connection_cap_see_every_change() {
     );
 }
 
+/// Changes no query names (instances registered without a check), one right after another as a
+/// deploy makes them: each starts a sweep of every followed service, begun again for the next;
+/// every one reaches the file.
+#[test]
+fn unnamed_changes_one_after_another_each_reach_the_file() {
+    let c = Consul::start();
+    let Some(_sim) = c.sim() else { return };
+    for i in 0..300 {
+        c.register(json!({"Node": format!("node-{}", i % 10), "Address": format!("10.0.0.{}", i % 10),
+            "Service": {"ID": format!("svc-{i}"), "Service": format!("svc-{i}"), "Port": 1000 + i}}));
+    }
+    let d = Dir::new();
+    d.write(
+        "in.hbs",
+        "{{#each (services)}}{{#each (service Name)}}{{ID}} {{Port}}\n{{/each}}{{/each}}",
+    );
+    let bg = d.spawn(&[
+        &format!("-consul-addr={}", c.addr),
+        "-template=in.hbs:out.conf",
+        "-max-connections=16",
+    ]);
+    wait_until("300 services rendered", LIMIT, || {
+        d.lines("out.conf") == 300
+    });
+    for k in 0..12 {
+        // Two instances of each service in turn, the second right after the first was seen.
+        let svc = 20 * (k / 2);
+        c.register(json!({"Node": format!("node-{}", k % 10), "Address": "10.0.0.1",
+            "Service": {"ID": format!("extra-{k}"), "Service": format!("svc-{svc}"), "Port": 9000 + k}}));
+        let want = format!("extra-{k} {}", 9000 + k);
+        wait_until(&want, LIMIT, || {
+            d.read("out.conf").lines().any(|l| l == want)
+        });
+    }
+    drop(bg);
+}
+
 /// A run that grows past the connection cap switches its services from blocking queries to
 /// following the change detector, and back when it shrinks; changes keep reaching the file.
 #[test]
