@@ -656,3 +656,72 @@ fn once_mode_keeps_to_the_connection_budget() {
         "{peak} connections open at once for a budget of 16"
     );
 }
+
+/// Sessions with a TTL (the simulator's `session_ttl_min` lowered, as an agent's config can):
+/// renewed, one lives on; unrenewed, it is invalidated after twice its TTL and its
+/// delete-behavior lock takes the key with it. A session on a check that turns critical ends too.
+#[test]
+fn the_simulator_expires_unrenewed_sessions_and_those_whose_check_fails() {
+    let sim = Sim::start();
+    sim.session_ttl_min(Duration::from_millis(100));
+    let base = format!("http://{}", sim.addr);
+    let http = reqwest::blocking::Client::new();
+    let create = |body: serde_json::Value| -> String {
+        let v: serde_json::Value = http
+            .put(format!("{base}/v1/session/create"))
+            .json(&body)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        v["ID"].as_str().unwrap().to_string()
+    };
+    let alive = |id: &str| -> bool {
+        let v: serde_json::Value = http
+            .get(format!("{base}/v1/session/info/{id}"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        v.as_array().is_some_and(|a| !a.is_empty())
+    };
+    let id = create(serde_json::json!({"TTL": "1s", "Behavior": "delete", "LockDelay": "1ms"}));
+    let acquired: bool = http
+        .put(format!("{base}/v1/kv/dedup/lock?acquire={id}"))
+        .body("x")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(acquired);
+    let started = Instant::now();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        let r = http
+            .put(format!("{base}/v1/session/renew/{id}"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "renewed at {:?}", started.elapsed());
+    }
+    assert!(alive(&id), "a renewed session lives past its TTL");
+    let unrenewed = Instant::now();
+    crate::support::wait_until("the session invalidated", Duration::from_secs(10), || {
+        !alive(&id)
+    });
+    let after = unrenewed.elapsed();
+    assert!(
+        after >= Duration::from_millis(1900) && after < Duration::from_secs(5),
+        "invalidated {after:?} after its last renewal (twice the TTL)"
+    );
+    let key = http.get(format!("{base}/v1/kv/dedup/lock")).send().unwrap();
+    assert_eq!(key.status(), 404, "the delete behavior took the key");
+    // A session hangs on its node's serfHealth: critical, and the session is gone.
+    let id = create(serde_json::json!({"Name": "on-health"}));
+    assert!(alive(&id));
+    let c = Consul::with_sim(sim);
+    c.register(
+        serde_json::json!({"Node": "agent-node", "Address": "127.0.0.1",
+        "Check": {"CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "critical"}}),
+    );
+    assert!(!alive(&id), "a critical serfHealth invalidates the session");
+}

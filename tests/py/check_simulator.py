@@ -141,6 +141,61 @@ def main():
     took = time.time() - started
     check(item is not None and item["Value"] == b"now" and 0.3 <= took < 4, f"creating the key wakes it ({took:.2f}s)")
 
+    # Sessions and locks, as py-consul drives them (the calls consul-template's dedup mode makes
+    # through Go's client: create with a TTL and behavior, acquire, renew, release, destroy).
+    lock_key = f"{k}/lock"
+    s1 = c.session.create(name="first", behavior="release", ttl=10, lock_delay=1)
+    s2 = c.session.create(name="second", behavior="delete", ttl=10, lock_delay=0)
+    check(len(s1) == 36 and s1 != s2, "session create returns a UUID")
+    index, info = c.session.info(s1)
+    check(info is not None and info["Name"] == "first" and info["Behavior"] == "release"
+          and info["TTL"] == "10s" and info["LockDelay"] == 1_000_000_000 and info["Node"],
+          "session info: name, behavior, TTL, lock delay (nanoseconds), the agent's node")
+    _, sessions = c.session.list()
+    check({s1, s2} <= {s["ID"] for s in sessions}, "session list holds both")
+    _, on_node = c.session.node(info["Node"])
+    check({s1, s2} <= {s["ID"] for s in on_node}, "session node lists them")
+    renewed = c.session.renew(s1)
+    check(renewed["ID"] == s1 and renewed["TTL"] == "10s", "renew returns the session")
+    check(c.kv.put(lock_key, "leader-1", acquire=s1) is True, "acquire a free key")
+    _, item = c.kv.get(lock_key)
+    check(item["Session"] == s1 and item["LockIndex"] == 1 and item["Value"] == b"leader-1",
+          "a held key names its session, LockIndex 1")
+    check(c.kv.put(lock_key, "leader-1b", acquire=s1) is True, "acquiring again with the same session")
+    _, item = c.kv.get(lock_key)
+    check(item["LockIndex"] == 1 and item["Value"] == b"leader-1b", "re-acquiring keeps LockIndex, updates the value")
+    check(c.kv.put(lock_key, "leader-2", acquire=s2) is False, "another session cannot acquire a held key")
+    check(c.kv.put(lock_key, "x", release=s2) is False, "another session cannot release it")
+    # A blocking read of the lock key wakes when its holder changes.
+    index, _ = c.kv.get(lock_key)
+    later(0.3, lambda: c.session.destroy(s1))
+    started = time.time()
+    _, item = c.kv.get(lock_key, index=index, wait="5s")
+    took = time.time() - started
+    check(item is not None and item["Session"] in ("", None) and item["Value"] == b"leader-1b"
+          and 0.2 <= took < 4, f"destroying the holder releases the lock and wakes its readers ({took:.2f}s)")
+    _, info = c.session.info(s1)
+    check(info is None, "a destroyed session is gone")
+    check(c.kv.put(lock_key, "leader-2", acquire=s2) is False, "no acquiring within the lock delay")
+    time.sleep(1.2)
+    check(c.kv.put(lock_key, "leader-2", acquire=s2) is True, "acquiring after the lock delay")
+    _, item = c.kv.get(lock_key)
+    check(item["Session"] == s2 and item["LockIndex"] == 2, "LockIndex counts acquisitions")
+    check(c.kv.put(lock_key, "released", release=s2) is True, "the holder releases")
+    _, item = c.kv.get(lock_key)
+    check(item["Session"] in ("", None) and item["Value"] == b"released" and item["LockIndex"] == 2,
+          "a released key keeps its LockIndex and takes the value")
+    check(c.kv.put(lock_key, "mine", acquire=s2) is True, "acquire again (a release sets no lock delay)")
+    c.session.destroy(s2)
+    _, item = c.kv.get(lock_key)
+    check(item is None, "a delete-behavior session's keys go with it")
+    r = requests.put(f"{base}/v1/session/renew/{s2}")
+    check(r.status_code == 404, "renewing a destroyed session is 404")
+    r = requests.put(f"{base}/v1/kv/{lock_key}?acquire={s2}", data=b"x")
+    check(r.status_code == 500, "acquiring with an unknown session is an error")
+    r = requests.put(f"{base}/v1/session/create", json={"TTL": "1s"})
+    check(r.status_code in (400, 500) and "TTL" in r.text, "a TTL under the minimum is refused")
+
     c.catalog.deregister(node1, service_id=f"{web}-1")
     _, nodes = c.health.service(web)
     check(f"{web}-1" not in [n["Service"]["ID"] for n in nodes], "catalog deregister of one instance")

@@ -12,6 +12,7 @@ mod client;
 mod conns;
 mod reads;
 mod routes;
+mod sessions;
 mod state;
 mod tls;
 mod writes;
@@ -84,6 +85,7 @@ impl Sim {
                 index: BASE_INDEX,
                 datacenter: "dc1".into(),
                 agent_node: agent_node.into(),
+                session_ttl_min: sessions::DEFAULT_TTL_MIN,
                 ..Data::default()
             }),
             changed,
@@ -124,6 +126,7 @@ impl Sim {
                 assert!(ok, "preloading the simulator failed on {w:?}");
             }
         });
+        rt.spawn(sessions::reaper(shared.clone()));
         let conns = Arc::new(conns::Conns::default());
         let app = router(shared.clone());
         let addr = rt.block_on(async {
@@ -202,6 +205,12 @@ impl Sim {
     /// it get `429` and Consul's text.
     pub fn limit_connections(&self, limit: usize) {
         self.conns.set_limit(limit);
+    }
+
+    /// Consul's `session_ttl_min` (default 10s): the shortest session TTL accepted. Tests lower
+    /// it, as an agent's configuration can, so that a session expires within seconds.
+    pub fn session_ttl_min(&self, min: Duration) {
+        lock(&self.shared.data).session_ttl_min = min;
     }
 
     /// Connections open now (TCP and TLS listeners).

@@ -242,8 +242,8 @@ pub(crate) fn kv_pair_json(key: &str, e: &SimKv) -> Value {
     } else {
         Value::String(base64::engine::general_purpose::STANDARD.encode(&e.value))
     };
-    json!({"Key": key, "Value": value, "Flags": e.flags, "Session": "", "LockIndex": 0,
-           "CreateIndex": e.create, "ModifyIndex": e.modify})
+    json!({"Key": key, "Value": value, "Flags": e.flags, "Session": e.session,
+           "LockIndex": e.lock_index, "CreateIndex": e.create, "ModifyIndex": e.modify})
 }
 
 pub(crate) fn kv_read(d: &Data, p: &Params, key: &str) -> Read {

@@ -43,6 +43,12 @@ pub(crate) fn router(st: St) -> Router {
             get(|| async { Json(json!("127.0.0.1:8300")) }),
         )
         .route("/v1/agent/self", get(agent_self))
+        .route("/v1/session/create", put(crate::sessions::create))
+        .route("/v1/session/destroy/{id}", put(crate::sessions::destroy))
+        .route("/v1/session/renew/{id}", put(crate::sessions::renew))
+        .route("/v1/session/info/{id}", get(crate::sessions::info))
+        .route("/v1/session/list", get(crate::sessions::list))
+        .route("/v1/session/node/{node}", get(crate::sessions::node))
         .layer(middleware::from_fn_with_state(st.clone(), faults_and_acl));
     Router::new()
         .merge(v1)

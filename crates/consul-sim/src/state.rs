@@ -55,6 +55,10 @@ pub(crate) struct SimKv {
     pub(crate) flags: u64,
     pub(crate) create: u64,
     pub(crate) modify: u64,
+    /// The session holding the key's lock ("" when none).
+    pub(crate) session: String,
+    /// How many times the lock was acquired.
+    pub(crate) lock_index: u64,
 }
 
 #[derive(Default)]
@@ -78,6 +82,12 @@ pub(crate) struct Data {
     pub(crate) nodes_table: u64,
     /// Last change to any check (added, changed, removed): `/v1/health/state/:state`'s index.
     pub(crate) checks_table: u64,
+    pub(crate) sessions: BTreeMap<String, crate::sessions::SimSession>,
+    pub(crate) sessions_table: u64,
+    /// Keys whose lock was held by a session when it was invalidated: no acquiring until then.
+    pub(crate) lock_delays: HashMap<String, std::time::Instant>,
+    /// The agent's `session_ttl_min`.
+    pub(crate) session_ttl_min: Duration,
 }
 
 #[derive(Default)]

@@ -12,6 +12,8 @@ use serde_json::Value;
 // ----- writes -----
 
 pub(crate) fn notify(st: &St) {
+    // A write may have failed a session's node or checks.
+    crate::sessions::enforce(&mut lock(&st.data), std::time::Instant::now());
     st.changed.send_modify(|g| *g += 1);
 }
 
@@ -218,24 +220,60 @@ pub(crate) async fn kv_put(
     if key.is_empty() {
         return bad_request("Missing key name");
     }
-    Json(apply_kv_put(&st, &key, &body, &p)).into_response()
+    match try_kv_put(&st, &key, &body, &p) {
+        Ok(ok) => Json(ok).into_response(),
+        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
 }
 
-/// `PUT /v1/kv/KEY` on the state (`?flags`, `?cas`); returns Consul's true/false.
+/// `PUT /v1/kv/KEY` on the state (`?flags`, `?cas`, `?acquire=`, `?release=`); returns
+/// Consul's true/false, or the error for a session that does not exist.
 pub(crate) fn apply_kv_put(st: &St, key: &str, body: &[u8], p: &Params) -> bool {
+    try_kv_put(st, key, body, p).unwrap_or(false)
+}
+
+/// `apply_kv_put`, with Consul's error for `acquire`/`release` with an unknown session.
+pub(crate) fn try_kv_put(st: &St, key: &str, body: &[u8], p: &Params) -> Result<bool, String> {
     let key = key.to_string();
     let flags = p.get("flags").and_then(|f| f.parse().ok()).unwrap_or(0);
+    let acquire = p.get("acquire").map(str::to_string);
+    let release = p.get("release").map(str::to_string);
     let ok = {
         let mut d = lock(&st.data);
-        let current = d.kv.get(&key).map(|e| e.modify);
+        let current = d.kv.get(&key);
+        let holder = current.map(|e| e.session.clone()).unwrap_or_default();
         let allowed = match p.get("cas").and_then(|c| c.parse::<u64>().ok()) {
             None => true,
             Some(0) => current.is_none(),
-            Some(cas) => current.map(|m| d.reported(m)) == Some(cas),
+            Some(cas) => current.map(|e| d.reported(e.modify)) == Some(cas),
         };
+        if let Some(sid) = acquire.as_ref().or(release.as_ref()) {
+            if !d.sessions.contains_key(sid) {
+                return Err(format!("invalid session \"{sid}\""));
+            }
+        }
+        let now = std::time::Instant::now();
+        let allowed = allowed
+            && match (&acquire, &release) {
+                // Free, or already ours; never within a lock delay.
+                (Some(sid), _) => {
+                    (holder.is_empty() || holder == *sid)
+                        && d.lock_delays.get(&key).is_none_or(|until| *until <= now)
+                }
+                (None, Some(sid)) => holder == *sid,
+                (None, None) => true,
+            };
         if allowed {
             let idx = d.bump();
-            let create = d.kv.get(&key).map_or(idx, |e| e.create);
+            let (create, lock_index) =
+                d.kv.get(&key)
+                    .map_or((idx, 0), |e| (e.create, e.lock_index));
+            let (session, lock_index) = match (&acquire, &release) {
+                (Some(sid), _) if holder == *sid => (sid.clone(), lock_index),
+                (Some(sid), _) => (sid.clone(), lock_index + 1),
+                (None, Some(_)) => (String::new(), lock_index),
+                (None, None) => (holder, lock_index),
+            };
             d.kv.insert(
                 key.clone(),
                 SimKv {
@@ -243,6 +281,8 @@ pub(crate) fn apply_kv_put(st: &St, key: &str, body: &[u8], p: &Params) -> bool 
                     flags,
                     create,
                     modify: idx,
+                    session,
+                    lock_index,
                 },
             );
             d.kv_index.insert(key, idx);
@@ -252,7 +292,7 @@ pub(crate) fn apply_kv_put(st: &St, key: &str, body: &[u8], p: &Params) -> bool 
     if ok {
         notify(st);
     }
-    ok
+    Ok(ok)
 }
 
 pub(crate) async fn kv_delete_root(st: State<St>, raw: axum::extract::RawQuery) -> Response {
