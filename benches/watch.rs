@@ -127,10 +127,7 @@ fn back_to_back() {
 
 fn thousand_services() {
     let c = Consul::start();
-    for i in 0..1000 {
-        c.register(json!({"Node": format!("node-{}", i % 10), "Address": format!("10.0.0.{}", i % 10),
-            "Service": {"ID": format!("svc-{i}"), "Service": format!("svc-{i}"), "Port": 1000 + i}}));
-    }
+    c.register_numbered(1000);
     let d = Dir::new();
     d.write("in.hbs", "{{#each (services)}}{{#each (service Name)}}server {{Address}}:{{Port}};\n{{/each}}{{/each}}");
     let started = Instant::now();

@@ -470,12 +470,7 @@ fn tls_with_a_self_signed_ca() {
 fn over_tls_every_blocking_query_shares_one_http2_connection() {
     let (ca, cert, key) = certificates();
     let writes: Vec<consul_sim::Write> = (0..300)
-        .map(|i| {
-            consul_sim::Write::Register(serde_json::json!({
-                "Node": format!("node-{}", i % 10), "Address": format!("10.0.0.{}", i % 10),
-                "Service": {"ID": format!("svc-{i}"), "Service": format!("svc-{i}"), "Port": 1000 + i}
-            }))
-        })
+        .map(|i| consul_sim::Write::Register(consul_sim::numbered_service(i)))
         .collect();
     let sim = Sim::start_loaded(
         Listen::Tls {
@@ -631,10 +626,7 @@ fn once_mode_keeps_to_the_connection_budget() {
     let c = Consul::start();
     let Some(sim) = c.sim() else { return };
     sim.limit_connections(20);
-    for i in 0..500 {
-        c.register(serde_json::json!({"Node": "n1", "Address": "10.0.0.1",
-            "Service": {"ID": format!("s{i}"), "Service": format!("s{i}"), "Port": i}}));
-    }
+    c.register_numbered(500);
     sim.reset_counters();
     let d = Dir::new();
     d.write(

@@ -356,10 +356,7 @@ fn a_template_error_is_logged_and_watching_goes_on_with_template_error_fatal_fal
 fn a_thousand_services_under_a_cap_of_128_connections() {
     let c = Consul::start();
     let Some(sim) = c.sim() else { return };
-    for i in 0..1000 {
-        c.register(json!({"Node": format!("node-{}", i % 10), "Address": format!("10.0.0.{}", i % 10),
-            "Service": {"ID": format!("svc-{i}"), "Service": format!("svc-{i}"), "Port": 1000 + i}}));
-    }
+    c.register_numbered(1000);
     sim.reset_counters();
     let d = Dir::new();
     d.write(
@@ -518,10 +515,7 @@ fn thousands_of_dependencies_beyond_the_connection_cap_see_every_change() {
     let c = Consul::start();
     let Some(sim) = c.sim() else { return };
     sim.limit_connections(100);
-    for i in 0..1000 {
-        c.register(json!({"Node": format!("node-{}", i % 10), "Address": format!("10.0.0.{}", i % 10),
-            "Service": {"ID": format!("svc-{i}"), "Service": format!("svc-{i}"), "Port": 1000 + i}}));
-    }
+    c.register_numbered(1000);
     for i in 0..500 {
         c.put_kv(&format!("cfg/svc-{i}"), "v0");
     }
@@ -587,10 +581,7 @@ fn thousands_of_dependencies_beyond_the_connection_cap_see_every_change() {
 fn unnamed_changes_one_after_another_each_reach_the_file() {
     let c = Consul::start();
     let Some(_sim) = c.sim() else { return };
-    for i in 0..300 {
-        c.register(json!({"Node": format!("node-{}", i % 10), "Address": format!("10.0.0.{}", i % 10),
-            "Service": {"ID": format!("svc-{i}"), "Service": format!("svc-{i}"), "Port": 1000 + i}}));
-    }
+    c.register_numbered(300);
     let d = Dir::new();
     d.write(
         "in.hbs",

@@ -107,6 +107,13 @@ impl Consul {
         self.put("/v1/catalog/register", body.to_string().into_bytes());
     }
 
+    /// Registers `svc-0` … `svc-{n-1}` (`numbered_service`), one instance each.
+    pub fn register_numbered(&self, n: usize) {
+        for i in 0..n {
+            self.register(numbered_service(i));
+        }
+    }
+
     /// `PUT /v1/catalog/deregister`.
     pub fn deregister(&self, body: Value) {
         self.put("/v1/catalog/deregister", body.to_string().into_bytes());
@@ -215,4 +222,11 @@ pub fn writes_for(data_json: &str) -> Vec<Write> {
         out.push(Write::Kv(k.clone(), v.text().to_string()));
     }
     out
+}
+
+/// The registration of service `svc-{i}`: one instance, port 1000 + i, on one of ten nodes
+/// (`node-{i % 10}`), without a check: what the tests of many services register.
+pub fn numbered_service(i: usize) -> Value {
+    json!({"Node": format!("node-{}", i % 10), "Address": format!("10.0.0.{}", i % 10),
+        "Service": {"ID": format!("svc-{i}"), "Service": format!("svc-{i}"), "Port": 1000 + i}})
 }

@@ -17,7 +17,7 @@ mod state;
 mod tls;
 mod writes;
 
-pub use client::{writes_for, Consul, Write};
+pub use client::{numbered_service, writes_for, Consul, Write};
 pub use conns::{DEFAULT_LIMIT as DEFAULT_CONNECTION_LIMIT, REFUSAL as CONNECTION_REFUSAL};
 pub use routes::Fault;
 

@@ -257,27 +257,12 @@ pub(crate) async fn info(
     Path(id): Path<String>,
     raw: axum::extract::RawQuery,
 ) -> Response {
-    let p = params(raw);
-    blocking(&st, &p, move |d: &Data, _: &Params| {
-        let out: Vec<Value> = d
-            .sessions
-            .get(&id)
-            .map(|s| session_json(d, s))
-            .into_iter()
-            .collect();
-        Read::Json(Value::Array(out), d.sessions_table)
-    })
-    .await
+    sessions_where(&st, raw, move |s| s.id == id).await
 }
 
 /// `GET /v1/session/list` (blocking).
 pub(crate) async fn list(State(st): State<St>, raw: axum::extract::RawQuery) -> Response {
-    let p = params(raw);
-    blocking(&st, &p, |d: &Data, _: &Params| {
-        let out: Vec<Value> = d.sessions.values().map(|s| session_json(d, s)).collect();
-        Read::Json(Value::Array(out), d.sessions_table)
-    })
-    .await
+    sessions_where(&st, raw, |_| true).await
 }
 
 /// `GET /v1/session/node/:node` (blocking).
@@ -286,12 +271,21 @@ pub(crate) async fn node(
     Path(node): Path<String>,
     raw: axum::extract::RawQuery,
 ) -> Response {
+    sessions_where(&st, raw, move |s| s.node == node).await
+}
+
+/// The sessions `keep` selects, a blocking read on the sessions table.
+async fn sessions_where(
+    st: &St,
+    raw: axum::extract::RawQuery,
+    keep: impl Fn(&SimSession) -> bool,
+) -> Response {
     let p = params(raw);
-    blocking(&st, &p, move |d: &Data, _: &Params| {
+    blocking(st, &p, move |d: &Data, _: &Params| {
         let out: Vec<Value> = d
             .sessions
             .values()
-            .filter(|s| s.node == node)
+            .filter(|s| keep(s))
             .map(|s| session_json(d, s))
             .collect();
         Read::Json(Value::Array(out), d.sessions_table)
