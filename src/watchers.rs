@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 mod detect;
 mod files;
+mod nodes;
 use detect::Detector;
 use files::FileWatch;
 use tokio::time::Instant;

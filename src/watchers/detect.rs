@@ -63,6 +63,11 @@ impl Registry {
 
     /// Wakes every followed service, the most recently changed first (the gate's permits go
     /// out in about the order their watchers ask).
+    /// How many service dependencies follow.
+    fn followed_services(&self) -> usize {
+        self.services.values().map(Vec::len).sum()
+    }
+
     fn wake_every_service(&self) -> usize {
         wake_all(self.services.values().flatten().map(|(_, f)| f))
     }
@@ -127,14 +132,20 @@ impl Detector {
     pub(super) fn new(shared: &Shared, sweep_batch: usize) -> Detector {
         let (tx, rx) = mpsc::unbounded_channel();
         let registry = Arc::new(Mutex::new(Registry::default()));
-        let diff = tokio::spawn(diff_loop(rx, registry.clone(), sweep_batch.max(1)));
+        let detector_shared = Shared {
+            tx,
+            every_index: true,
+            ..shared.clone()
+        };
+        let diff = tokio::spawn(diff_loop(
+            rx,
+            registry.clone(),
+            sweep_batch.max(1),
+            detector_shared.clone(),
+        ));
         Detector {
             registry,
-            shared: Shared {
-                tx,
-                every_index: true,
-                ..shared.clone()
-            },
+            shared: detector_shared,
             health: None,
             catalog: None,
             kv: None,
@@ -358,6 +369,7 @@ async fn diff_loop(
     mut rx: mpsc::UnboundedReceiver<Event>,
     registry: Arc<Mutex<Registry>>,
     batch: usize,
+    shared: Shared,
 ) {
     let lock = || {
         registry
@@ -373,6 +385,20 @@ async fn diff_loop(
     // catalog change at one of them was the same write.
     let mut named: VecDeque<u64> = VecDeque::new();
     let mut sweep: Option<Sweep> = None;
+    // The catalog node by node (`super::nodes`): the last look, whether one is under way, the
+    // unnamed changes it is for, and those that came while it ran (the next look's).
+    let mut nodes: Option<super::nodes::Nodes> = None;
+    let mut looking = false;
+    let mut look_for: Vec<u64> = Vec::new();
+    let mut look_next: Vec<u64> = Vec::new();
+    let (look_tx, mut look_rx) = mpsc::unbounded_channel::<Option<super::nodes::Nodes>>();
+    let start_look = |looking: &mut bool| {
+        *looking = true;
+        let (shared, tx) = (shared.clone(), look_tx.clone());
+        tokio::spawn(async move {
+            let _ = tx.send(super::nodes::look(&shared).await);
+        });
+    };
     let mut tick = tokio::time::interval(SWEEP_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -414,6 +440,10 @@ async fn diff_loop(
                         let now = catalog_entries(&value);
                         if catalog.is_none() {
                             baseline(&lock(), "catalog");
+                            // The first look at every node, for the next unnamed change.
+                            if !looking {
+                                start_look(&mut looking);
+                            }
                         }
                         if let Some(old) = &catalog {
                             let names = changed_names(old, &now);
@@ -421,7 +451,18 @@ async fn diff_loop(
                                 let r = lock();
                                 let woken: usize = names.iter().map(|n| r.wake_service(n)).sum();
                                 tracing::debug!(services = ?names, woken, "catalog changed");
-                            } else if !named.contains(&index) {
+                            } else if named.contains(&index) {
+                                // The health query named this write already.
+                            } else if nodes.as_ref().is_some_and(|n| n.len() * 4 <= lock().followed_services()) {
+                                // Few nodes for many services: look at every node, which names
+                                // the services that changed.
+                                if looking {
+                                    look_next.push(index);
+                                } else {
+                                    look_for.push(index);
+                                    start_look(&mut looking);
+                                }
+                            } else {
                                 // A new sweep, or the running one begun again from the newest:
                                 // what it already refreshed may have missed this write.
                                 // Followers the last sweep woke that have not fetched yet are
@@ -458,6 +499,41 @@ async fn diff_loop(
                     _ => {}
                 }
             }
+            Some(look) = look_rx.recv() => {
+                looking = false;
+                let for_indexes = std::mem::take(&mut look_for);
+                let names = match (&nodes, &look) {
+                    (Some(old), Some(new)) => Some(super::nodes::changed(old, new)),
+                    _ => None,
+                };
+                match names {
+                    _ if for_indexes.is_empty() => {}
+                    Some(names) if !names.is_empty() => {
+                        let r = lock();
+                        let woken: usize = names.iter().map(|n| r.wake_service(n)).sum();
+                        tracing::debug!(services = ?names, woken, "the nodes named what the catalog changed");
+                    }
+                    // Nothing visible per node (or a request failed): every followed service.
+                    _ => {
+                        let (mut indexes, waiting) = sweep.take().map(|mut s| {
+                            s.settle();
+                            (s.for_indexes, s.waiting)
+                        }).unwrap_or_default();
+                        indexes.extend(for_indexes);
+                        let queue = lock().sweep_order();
+                        tracing::debug!(services = queue.len(), "the nodes named nothing: sweeping");
+                        sweep = Some(Sweep { queue, waiting, began: ticks(), for_indexes: indexes });
+                        tick.reset_immediately();
+                    }
+                }
+                if look.is_some() {
+                    nodes = look;
+                }
+                if !look_next.is_empty() {
+                    look_for = std::mem::take(&mut look_next);
+                    start_look(&mut looking);
+                }
+            }
             _ = tick.tick(), if sweep.is_some() => {
                 if let Some(sw) = &mut sweep {
                     sw.settle();
@@ -480,81 +556,4 @@ async fn diff_loop(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn an_unnamed_change_refreshes_the_most_recently_changed_first() {
-        let mut r = Registry::default();
-        for (name, index) in [("old", 5), ("newest", 90), ("middle", 40)] {
-            let f = Arc::new(Follower::default());
-            f.index.store(index, Ordering::Relaxed);
-            let dep = Dependency::Service(crate::dependency::parse_service(name).unwrap());
-            r.services.entry(name.into()).or_default().push((dep, f));
-        }
-        let order: Vec<u64> = r
-            .sweep_order()
-            .iter()
-            .map(|f| f.index.load(Ordering::Relaxed))
-            .collect();
-        assert_eq!(order, [90, 40, 5]);
-        // Past the newest, the least recently fetched go first.
-        for i in 0..SWEEP_NEWEST as u64 + 2 {
-            let f = Arc::new(Follower::default());
-            f.index.store(1000 + i, Ordering::Relaxed);
-            let dep = Dependency::Service(crate::dependency::parse_service("x").unwrap());
-            r.services.entry("x".into()).or_default().push((dep, f));
-        }
-        r.services["old"][0].1.fetched.store(7, Ordering::Relaxed);
-        r.services["newest"][0]
-            .1
-            .fetched
-            .store(9, Ordering::Relaxed);
-        r.services["middle"][0]
-            .1
-            .fetched
-            .store(8, Ordering::Relaxed);
-        let tail: Vec<u64> = r
-            .sweep_order()
-            .iter()
-            .skip(SWEEP_NEWEST)
-            .map(|f| f.index.load(Ordering::Relaxed))
-            .collect();
-        assert_eq!(tail, [1001, 1000, 5, 40, 90]);
-    }
-
-    #[test]
-    fn diffs_name_what_changed() {
-        let old = checks(&json!([
-            {"Node": "n", "CheckID": "a", "ServiceName": "web", "ModifyIndex": 5},
-            {"Node": "n", "CheckID": "b", "ServiceName": "db", "ModifyIndex": 6},
-            {"Node": "n", "CheckID": "serfHealth", "ServiceName": "", "ModifyIndex": 1}
-        ]));
-        let new = checks(&json!([
-            {"Node": "n", "CheckID": "a", "ServiceName": "web", "ModifyIndex": 9},
-            {"Node": "n", "CheckID": "c", "ServiceName": "api", "ModifyIndex": 9},
-            {"Node": "n", "CheckID": "serfHealth", "ServiceName": "", "ModifyIndex": 1}
-        ]));
-        assert_eq!(changed_services(&old, &new), ["api", "db", "web"]);
-        let a: BTreeMap<String, i32> = [("x".into(), 1), ("y".into(), 2)].into();
-        let b: BTreeMap<String, i32> = [("x".into(), 1), ("y".into(), 3), ("z".into(), 0)].into();
-        assert_eq!(changed_names(&a, &b), ["y", "z"]);
-        // The shapes the sources give: `services` and a KV list.
-        let old =
-            catalog_entries(&json!([{"Name": "web", "Tags": ["a"]}, {"Name": "db", "Tags": []}]));
-        let new = catalog_entries(
-            &json!([{"Name": "web", "Tags": ["a", "b"]}, {"Name": "db", "Tags": []}]),
-        );
-        assert_eq!(changed_names(&old, &new), ["web"]);
-        let kv = kv_entries(&json!([{"Path": "app/x", "Value": "1"}]));
-        assert!(kv.contains_key("app/x"));
-        let mut r = Registry::default();
-        for k in ["app/a/color", "app/b/path", "app/c"] {
-            r.keys.insert(k.into(), Vec::new());
-        }
-        assert_eq!(r.key_prefix().as_deref(), Some("app/"));
-        r.keys.insert("other".into(), Vec::new());
-        assert_eq!(r.key_prefix().as_deref(), Some(""));
-    }
-}
+mod tests;

@@ -575,13 +575,46 @@ fn thousands_of_dependencies_beyond_the_connection_cap_see_every_change() {
 }
 
 /// Changes no query names (instances registered without a check), one right after another as a
-/// deploy makes them: each starts a sweep of every followed service, begun again for the next;
-/// every one reaches the file.
+/// deploy makes them, with the services on ten nodes: a look at every node names the service
+/// (a dozen requests a change, not a sweep of all 300); every one reaches the file.
 #[test]
 fn unnamed_changes_one_after_another_each_reach_the_file() {
+    let Some(requests) = unnamed_changes(false) else {
+        return;
+    };
+    // About 30 a change here (11 nodes, the node list, the service, the broad queries asking
+    // again); sweeping instead took about 65.
+    assert!(
+        requests < 12 * 40,
+        "{requests} requests for 12 changes over 11 nodes"
+    );
+}
+
+/// The same with each service on a node of its own: looking at every node would cost more than
+/// refreshing every service, so each change starts a sweep (begun again for the next).
+#[test]
+fn unnamed_changes_on_as_many_nodes_as_services_sweep() {
+    let Some(requests) = unnamed_changes(true) else {
+        return;
+    };
+    assert!(requests >= 12 * 100, "{requests} requests: no sweeps?");
+}
+
+/// 300 services, 12 unnamed changes each waited for; the requests the simulator saw meanwhile.
+fn unnamed_changes(node_each: bool) -> Option<u64> {
     let c = Consul::start();
-    let Some(_sim) = c.sim() else { return };
-    c.register_numbered(300);
+    let sim = c.sim()?;
+    let node = |i: usize| {
+        if node_each {
+            format!("node-svc-{i}")
+        } else {
+            format!("node-{}", i % 10)
+        }
+    };
+    for i in 0..300 {
+        c.register(json!({"Node": node(i), "Address": format!("10.0.{}.{}", i / 200, i % 200),
+            "Service": {"ID": format!("svc-{i}"), "Service": format!("svc-{i}"), "Port": 1000 + i}}));
+    }
     let d = Dir::new();
     d.write(
         "in.hbs",
@@ -595,17 +628,21 @@ fn unnamed_changes_one_after_another_each_reach_the_file() {
     wait_until("300 services rendered", LIMIT, || {
         d.lines("out.conf") == 300
     });
+    std::thread::sleep(Duration::from_millis(300));
+    let before = sim.requests().0;
     for k in 0..12 {
         // Two instances of each service in turn, the second right after the first was seen.
         let svc = 20 * (k / 2);
-        c.register(json!({"Node": format!("node-{}", k % 10), "Address": "10.0.0.1",
+        c.register(json!({"Node": node(svc), "Address": format!("10.0.{}.{}", svc / 200, svc % 200),
             "Service": {"ID": format!("extra-{k}"), "Service": format!("svc-{svc}"), "Port": 9000 + k}}));
         let want = format!("extra-{k} {}", 9000 + k);
         wait_until(&want, LIMIT, || {
             d.read("out.conf").lines().any(|l| l == want)
         });
     }
+    let requests = sim.requests().0 - before;
     drop(bg);
+    Some(requests)
 }
 
 /// A run that grows past the connection cap switches its services from blocking queries to

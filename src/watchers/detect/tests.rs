@@ -1,0 +1,74 @@
+use super::*;
+use serde_json::json;
+
+#[test]
+fn an_unnamed_change_refreshes_the_most_recently_changed_first() {
+    let mut r = Registry::default();
+    for (name, index) in [("old", 5), ("newest", 90), ("middle", 40)] {
+        let f = Arc::new(Follower::default());
+        f.index.store(index, Ordering::Relaxed);
+        let dep = Dependency::Service(crate::dependency::parse_service(name).unwrap());
+        r.services.entry(name.into()).or_default().push((dep, f));
+    }
+    let order: Vec<u64> = r
+        .sweep_order()
+        .iter()
+        .map(|f| f.index.load(Ordering::Relaxed))
+        .collect();
+    assert_eq!(order, [90, 40, 5]);
+    // Past the newest, the least recently fetched go first.
+    for i in 0..SWEEP_NEWEST as u64 + 2 {
+        let f = Arc::new(Follower::default());
+        f.index.store(1000 + i, Ordering::Relaxed);
+        let dep = Dependency::Service(crate::dependency::parse_service("x").unwrap());
+        r.services.entry("x".into()).or_default().push((dep, f));
+    }
+    r.services["old"][0].1.fetched.store(7, Ordering::Relaxed);
+    r.services["newest"][0]
+        .1
+        .fetched
+        .store(9, Ordering::Relaxed);
+    r.services["middle"][0]
+        .1
+        .fetched
+        .store(8, Ordering::Relaxed);
+    let tail: Vec<u64> = r
+        .sweep_order()
+        .iter()
+        .skip(SWEEP_NEWEST)
+        .map(|f| f.index.load(Ordering::Relaxed))
+        .collect();
+    assert_eq!(tail, [1001, 1000, 5, 40, 90]);
+}
+
+#[test]
+fn diffs_name_what_changed() {
+    let old = checks(&json!([
+        {"Node": "n", "CheckID": "a", "ServiceName": "web", "ModifyIndex": 5},
+        {"Node": "n", "CheckID": "b", "ServiceName": "db", "ModifyIndex": 6},
+        {"Node": "n", "CheckID": "serfHealth", "ServiceName": "", "ModifyIndex": 1}
+    ]));
+    let new = checks(&json!([
+        {"Node": "n", "CheckID": "a", "ServiceName": "web", "ModifyIndex": 9},
+        {"Node": "n", "CheckID": "c", "ServiceName": "api", "ModifyIndex": 9},
+        {"Node": "n", "CheckID": "serfHealth", "ServiceName": "", "ModifyIndex": 1}
+    ]));
+    assert_eq!(changed_services(&old, &new), ["api", "db", "web"]);
+    let a: BTreeMap<String, i32> = [("x".into(), 1), ("y".into(), 2)].into();
+    let b: BTreeMap<String, i32> = [("x".into(), 1), ("y".into(), 3), ("z".into(), 0)].into();
+    assert_eq!(changed_names(&a, &b), ["y", "z"]);
+    // The shapes the sources give: `services` and a KV list.
+    let old = catalog_entries(&json!([{"Name": "web", "Tags": ["a"]}, {"Name": "db", "Tags": []}]));
+    let new =
+        catalog_entries(&json!([{"Name": "web", "Tags": ["a", "b"]}, {"Name": "db", "Tags": []}]));
+    assert_eq!(changed_names(&old, &new), ["web"]);
+    let kv = kv_entries(&json!([{"Path": "app/x", "Value": "1"}]));
+    assert!(kv.contains_key("app/x"));
+    let mut r = Registry::default();
+    for k in ["app/a/color", "app/b/path", "app/c"] {
+        r.keys.insert(k.into(), Vec::new());
+    }
+    assert_eq!(r.key_prefix().as_deref(), Some("app/"));
+    r.keys.insert("other".into(), Vec::new());
+    assert_eq!(r.key_prefix().as_deref(), Some(""));
+}
