@@ -123,6 +123,8 @@ pub(super) struct Detector {
     shared: Shared,
     health: Option<JoinHandle<()>>,
     catalog: Option<JoinHandle<()>>,
+    /// `/v1/catalog/nodes`: a node's own change (its address) moves no other broad query.
+    nodes: Option<JoinHandle<()>>,
     kv: Option<(String, JoinHandle<()>)>,
     diff: JoinHandle<()>,
 }
@@ -148,6 +150,7 @@ impl Detector {
             shared: detector_shared,
             health: None,
             catalog: None,
+            nodes: None,
             kv: None,
             diff,
         }
@@ -182,6 +185,11 @@ impl Detector {
                     self.health = Some(self.spawn(Dependency::HealthState));
                     self.catalog = Some(self.spawn(Dependency::Services {
                         dc: None,
+                        query: Vec::new(),
+                    }));
+                    self.nodes = Some(self.spawn(Dependency::Nodes {
+                        dc: None,
+                        near: None,
                         query: Vec::new(),
                     }));
                 }
@@ -240,7 +248,7 @@ impl Detector {
 
 impl Drop for Detector {
     fn drop(&mut self) {
-        for task in [self.health.take(), self.catalog.take()]
+        for task in [self.health.take(), self.catalog.take(), self.nodes.take()]
             .into_iter()
             .flatten()
             .chain(self.kv.take().map(|(_, t)| t))
@@ -307,6 +315,18 @@ fn catalog_entries(v: &Value) -> BTreeMap<String, Value> {
         .filter_map(|s| {
             let name = s.get("Name")?.as_str()?.to_string();
             Some((name, s.get("Tags").cloned().unwrap_or(Value::Null)))
+        })
+        .collect()
+}
+
+/// Each node's fingerprint, by name.
+fn node_entries(v: &Value) -> BTreeMap<String, [u8; 32]> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| {
+            let name = n.get("Node")?.as_str()?.to_string();
+            Some((name, super::fingerprint(Some(n))))
         })
         .collect()
 }
@@ -388,6 +408,8 @@ async fn diff_loop(
     // The catalog node by node (`super::nodes`): the last look, whether one is under way, the
     // unnamed changes it is for, and those that came while it ran (the next look's).
     let mut nodes: Option<super::nodes::Nodes> = None;
+    // The node list's entries (address, meta), by name.
+    let mut node_list: Option<BTreeMap<String, [u8; 32]>> = None;
     let mut looking = false;
     let mut look_for: Vec<u64> = Vec::new();
     let mut look_next: Vec<u64> = Vec::new();
@@ -409,6 +431,8 @@ async fn diff_loop(
                     continue;
                 };
                 let value = value.unwrap_or(Value::Null);
+                // A change no broad query named: look at every node, or sweep.
+                let mut unnamed: Option<u64> = None;
                 match dep {
                     Dependency::HealthState => {
                         let now = checks(&value);
@@ -453,32 +477,19 @@ async fn diff_loop(
                                 tracing::debug!(services = ?names, woken, "catalog changed");
                             } else if named.contains(&index) {
                                 // The health query named this write already.
-                            } else if nodes.as_ref().is_some_and(|n| n.len() * 4 <= lock().followed_services()) {
-                                // Few nodes for many services: look at every node, which names
-                                // the services that changed.
-                                if looking {
-                                    look_next.push(index);
-                                } else {
-                                    look_for.push(index);
-                                    start_look(&mut looking);
-                                }
                             } else {
-                                // A new sweep, or the running one begun again from the newest:
-                                // what it already refreshed may have missed this write.
-                                // Followers the last sweep woke that have not fetched yet are
-                                // still queued at the gate: they count against this one's batch.
-                                let (mut for_indexes, waiting) = sweep.take().map(|mut s| {
-                                    s.settle();
-                                    (s.for_indexes, s.waiting)
-                                }).unwrap_or_default();
-                                for_indexes.push(index);
-                                let queue = lock().sweep_order();
-                                tracing::debug!(services = queue.len(), "catalog changed without naming a service: sweeping");
-                                sweep = Some(Sweep { queue, waiting, began: ticks(), for_indexes });
-                                tick.reset_immediately();
+                                unnamed = Some(index);
                             }
                         }
                         catalog = Some(now);
+                    }
+                    Dependency::Nodes { .. } => {
+                        let now = node_entries(&value);
+                        if node_list.as_ref().is_some_and(|old| *old != now) {
+                            // A node itself changed (its address, say): its services may have.
+                            unnamed = Some(index);
+                        }
+                        node_list = Some(now);
                     }
                     Dependency::KeyPrefix { prefix, .. } => {
                         let now = kv_entries(&value);
@@ -497,6 +508,32 @@ async fn diff_loop(
                         kv = Some((prefix, now));
                     }
                     _ => {}
+                }
+                if let Some(index) = unnamed {
+                    if nodes.as_ref().is_some_and(|n| n.len() * 4 <= lock().followed_services()) {
+                        // Few nodes for many services: look at every node, which names the
+                        // services that changed.
+                        if looking {
+                            look_next.push(index);
+                        } else {
+                            look_for.push(index);
+                            start_look(&mut looking);
+                        }
+                    } else {
+                        // A new sweep, or the running one begun again from the newest: what it
+                        // already refreshed may have missed this write. Followers the last sweep
+                        // woke that have not fetched yet are still queued at the gate: they count
+                        // against this one's batch.
+                        let (mut for_indexes, waiting) = sweep.take().map(|mut s| {
+                            s.settle();
+                            (s.for_indexes, s.waiting)
+                        }).unwrap_or_default();
+                        for_indexes.push(index);
+                        let queue = lock().sweep_order();
+                        tracing::debug!(services = queue.len(), "a change no query named: sweeping");
+                        sweep = Some(Sweep { queue, waiting, began: ticks(), for_indexes });
+                        tick.reset_immediately();
+                    }
                 }
             }
             Some(look) = look_rx.recv() => {

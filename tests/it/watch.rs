@@ -600,6 +600,37 @@ fn unnamed_changes_on_as_many_nodes_as_services_sweep() {
     assert!(requests >= 12 * 100, "{requests} requests: no sweeps?");
 }
 
+/// A node's own change (its address) moves neither the catalog's services index nor the health
+/// state's: the node list's blocking query sees it, and the services on that node are fetched
+/// again.
+#[test]
+fn a_node_address_change_reaches_services_that_follow() {
+    let c = Consul::start();
+    let Some(_sim) = c.sim() else { return };
+    c.register_numbered(100);
+    let d = Dir::new();
+    d.write(
+        "in.hbs",
+        "{{#each (services)}}{{#each (service Name)}}{{ID}} {{Address}}\n{{/each}}{{/each}}",
+    );
+    let bg = d.spawn(&[
+        &format!("-consul-addr={}", c.addr),
+        "-template=in.hbs:out.conf",
+        "-max-connections=16",
+    ]);
+    wait_until("100 services rendered", LIMIT, || {
+        d.lines("out.conf") == 100
+    });
+    let has = |line: &str| d.read("out.conf").lines().any(|l| l == line);
+    // Past the broad queries' first answers (each refreshes every follower once).
+    std::thread::sleep(Duration::from_secs(1));
+    c.register(json!({"Node": "node-3", "Address": "10.9.9.3"}));
+    wait_until("node-3's services at its new address", LIMIT, || {
+        has("svc-3 10.9.9.3") && has("svc-93 10.9.9.3")
+    });
+    assert!(has("svc-4 10.0.0.4"), "{}", bg.log());
+}
+
 /// 300 services, 12 unnamed changes each waited for; the requests the simulator saw meanwhile.
 fn unnamed_changes(node_each: bool) -> Option<u64> {
     let c = Consul::start();
@@ -611,8 +642,16 @@ fn unnamed_changes(node_each: bool) -> Option<u64> {
             format!("node-{}", i % 10)
         }
     };
+    // A node's address is the same in every registration on it.
+    let address = |i: usize| {
+        if node_each {
+            format!("10.0.{}.{}", i / 200, i % 200)
+        } else {
+            format!("10.0.0.{}", i % 10)
+        }
+    };
     for i in 0..300 {
-        c.register(json!({"Node": node(i), "Address": format!("10.0.{}.{}", i / 200, i % 200),
+        c.register(json!({"Node": node(i), "Address": address(i),
             "Service": {"ID": format!("svc-{i}"), "Service": format!("svc-{i}"), "Port": 1000 + i}}));
     }
     let d = Dir::new();
@@ -633,7 +672,7 @@ fn unnamed_changes(node_each: bool) -> Option<u64> {
     for k in 0..12 {
         // Two instances of each service in turn, the second right after the first was seen.
         let svc = 20 * (k / 2);
-        c.register(json!({"Node": node(svc), "Address": format!("10.0.{}.{}", svc / 200, svc % 200),
+        c.register(json!({"Node": node(svc), "Address": address(svc),
             "Service": {"ID": format!("extra-{k}"), "Service": format!("svc-{svc}"), "Port": 9000 + k}}));
         let want = format!("extra-{k} {}", 9000 + k);
         wait_until(&want, LIMIT, || {
