@@ -319,26 +319,14 @@ fn catalog_entries(v: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// Each node's fingerprint, by name.
-fn node_entries(v: &Value) -> BTreeMap<String, [u8; 32]> {
+/// Each entry's fingerprint, by its `field` (a node's `Node`, a key's `Path`).
+fn fingerprints(v: &Value, field: &str) -> BTreeMap<String, [u8; 32]> {
     v.as_array()
         .into_iter()
         .flatten()
-        .filter_map(|n| {
-            let name = n.get("Node")?.as_str()?.to_string();
-            Some((name, super::fingerprint(Some(n))))
-        })
-        .collect()
-}
-
-/// Each key's fingerprint, by path.
-fn kv_entries(v: &Value) -> BTreeMap<String, [u8; 32]> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| {
-            let path = p.get("Path")?.as_str()?.to_string();
-            Some((path, super::fingerprint(Some(p))))
+        .filter_map(|e| {
+            let name = e.get(field)?.as_str()?.to_string();
+            Some((name, super::fingerprint(Some(e))))
         })
         .collect()
 }
@@ -362,6 +350,27 @@ struct Sweep {
 }
 
 impl Sweep {
+    /// A sweep for `indexes`, or the running one begun again from the newest (what it already
+    /// refreshed may have missed these writes): followers it woke that have not fetched yet are
+    /// still queued at the gate and count against this one's batch.
+    fn begin(previous: Option<Sweep>, indexes: Vec<u64>, registry: &Registry) -> Sweep {
+        let (mut for_indexes, waiting) = previous
+            .map(|mut s| {
+                s.settle();
+                (s.for_indexes, s.waiting)
+            })
+            .unwrap_or_default();
+        for_indexes.extend(indexes);
+        let queue = registry.sweep_order();
+        tracing::debug!(services = queue.len(), "a change no query named: sweeping");
+        Sweep {
+            queue,
+            waiting,
+            began: ticks(),
+            for_indexes,
+        }
+    }
+
     /// Forgets the woken followers that have got their connection since they were woken (or
     /// are no longer followed, or have waited over `SWEEP_STALE`: a follower in its retry
     /// backoff must not hold the sweep up).
@@ -484,7 +493,7 @@ async fn diff_loop(
                         catalog = Some(now);
                     }
                     Dependency::Nodes { .. } => {
-                        let now = node_entries(&value);
+                        let now = fingerprints(&value, "Node");
                         if node_list.as_ref().is_some_and(|old| *old != now) {
                             // A node itself changed (its address, say): its services may have.
                             unnamed = Some(index);
@@ -492,7 +501,7 @@ async fn diff_loop(
                         node_list = Some(now);
                     }
                     Dependency::KeyPrefix { prefix, .. } => {
-                        let now = kv_entries(&value);
+                        let now = fingerprints(&value, "Path");
                         match &kv {
                             Some((p, old)) if *p == prefix => {
                                 let r = lock();
@@ -520,18 +529,8 @@ async fn diff_loop(
                             start_look(&mut looking);
                         }
                     } else {
-                        // A new sweep, or the running one begun again from the newest: what it
-                        // already refreshed may have missed this write. Followers the last sweep
-                        // woke that have not fetched yet are still queued at the gate: they count
-                        // against this one's batch.
-                        let (mut for_indexes, waiting) = sweep.take().map(|mut s| {
-                            s.settle();
-                            (s.for_indexes, s.waiting)
-                        }).unwrap_or_default();
-                        for_indexes.push(index);
-                        let queue = lock().sweep_order();
-                        tracing::debug!(services = queue.len(), "a change no query named: sweeping");
-                        sweep = Some(Sweep { queue, waiting, began: ticks(), for_indexes });
+                        // Many nodes for the services: refresh every followed service.
+                        sweep = Some(Sweep::begin(sweep.take(), vec![index], &lock()));
                         tick.reset_immediately();
                     }
                 }
@@ -552,14 +551,7 @@ async fn diff_loop(
                     }
                     // Nothing visible per node (or a request failed): every followed service.
                     _ => {
-                        let (mut indexes, waiting) = sweep.take().map(|mut s| {
-                            s.settle();
-                            (s.for_indexes, s.waiting)
-                        }).unwrap_or_default();
-                        indexes.extend(for_indexes);
-                        let queue = lock().sweep_order();
-                        tracing::debug!(services = queue.len(), "the nodes named nothing: sweeping");
-                        sweep = Some(Sweep { queue, waiting, began: ticks(), for_indexes: indexes });
+                        sweep = Some(Sweep::begin(sweep.take(), for_indexes, &lock()));
                         tick.reset_immediately();
                     }
                 }

@@ -62,7 +62,7 @@ fn diffs_name_what_changed() {
     let new =
         catalog_entries(&json!([{"Name": "web", "Tags": ["a", "b"]}, {"Name": "db", "Tags": []}]));
     assert_eq!(changed_names(&old, &new), ["web"]);
-    let kv = kv_entries(&json!([{"Path": "app/x", "Value": "1"}]));
+    let kv = fingerprints(&json!([{"Path": "app/x", "Value": "1"}]), "Path");
     assert!(kv.contains_key("app/x"));
     let mut r = Registry::default();
     for k in ["app/a/color", "app/b/path", "app/c"] {
