@@ -4,7 +4,8 @@
 // Every dependency is used by the library; dev-dependencies are the tests' (see Cargo.toml).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
-// The binary's global allocator (main.rs).
+// The binary's global allocator and its options (main.rs).
+use libmimalloc_sys as _;
 use mimalloc as _;
 
 pub mod app;

@@ -53,6 +53,32 @@ impl Failed {
     }
 }
 
+/// A request's method and body.
+struct Body {
+    method: http::Method,
+    bytes: bytes::Bytes,
+}
+
+impl Body {
+    fn get() -> Body {
+        Body {
+            method: http::Method::GET,
+            bytes: bytes::Bytes::new(),
+        }
+    }
+}
+
+/// What `ConsulSource::call` got back.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    /// `X-Consul-Index` (0 when absent).
+    pub index: u64,
+    pub body: Vec<u8>,
+    /// The request's path, for messages.
+    pub path: String,
+}
+
 /// What an endpoint answered.
 struct Answer {
     status: StatusCode,
@@ -128,17 +154,54 @@ impl ConsulSource {
         if stale {
             q.push(("stale".into(), String::new()));
         }
-        let (answer, last_contact) = self.send(segments, &q, timeout).await?;
+        let get = Body::get();
+        let (answer, last_contact) = self.send(&get, segments, &q, timeout).await?;
         if stale && last_contact > self.max_stale {
             tracing::debug!(path = %answer.path, "answer is staler than -max-stale: asking the leader");
             query.push(("consistent".into(), String::new()));
-            return self.send(segments, &query, timeout).await.map(|(a, _)| a);
+            return self.send(&get, segments, &query, timeout).await.map(|(a, _)| a);
         }
         Ok(answer)
     }
 
+    /// One request to any endpoint (sessions, KV writes: `dedup`), one attempt: its status,
+    /// index and body, whatever the status. With `block`, a blocking GET. Errors are
+    /// connection trouble and timeouts (retryable).
+    pub async fn call(
+        &self,
+        method: http::Method,
+        segments: &[&str],
+        mut query: Vec<(String, String)>,
+        body: Vec<u8>,
+        block: Option<Block>,
+    ) -> Result<Reply, SourceError> {
+        let timeout = match block {
+            Some(b) => {
+                query.push(("index".into(), b.index.max(1).to_string()));
+                query.push(("wait".into(), config::duration::format(b.wait)));
+                blocking_timeout(b.wait)
+            }
+            None => REQUEST_TIMEOUT,
+        };
+        let body = Body {
+            method,
+            bytes: body.into(),
+        };
+        let (a, _) = self
+            .send(&body, segments, &query, timeout)
+            .await
+            .map_err(|f| SourceError::Retryable(f.message))?;
+        Ok(Reply {
+            status: a.status.as_u16(),
+            index: a.index,
+            body: a.body,
+            path: a.path,
+        })
+    }
+
     async fn send(
         &self,
+        req: &Body,
         segments: &[&str],
         query: &[(String, String)],
         timeout: Duration,
@@ -157,7 +220,7 @@ impl ConsulSource {
         let metrics = crate::status::metrics::get();
         let started = std::time::Instant::now();
         metrics.open_connections.inc();
-        let result = self.send_inner(url, &path, timeout).await;
+        let result = self.send_inner(req, url, &path, timeout).await;
         metrics.open_connections.dec();
         metrics
             .consul_request_duration
@@ -179,23 +242,31 @@ impl ConsulSource {
 
     async fn send_inner(
         &self,
+        req: &Body,
         url: Url,
         path: &str,
         timeout: Duration,
     ) -> Result<(Answer, Duration), Failed> {
-        let timed_out = || Failed::new(true, format!("GET {path}: timed out after {timeout:?}"));
-        tokio::time::timeout(timeout, self.exchange(url, path))
+        let method = &req.method;
+        let timed_out = || Failed::new(true, format!("{method} {path}: timed out after {timeout:?}"));
+        tokio::time::timeout(timeout, self.exchange(req, url, path))
             .await
             .unwrap_or_else(|_| Err(timed_out()))
     }
 
     /// One request and its whole answer, following redirects within the origin.
-    async fn exchange(&self, mut url: Url, path: &str) -> Result<(Answer, Duration), Failed> {
+    async fn exchange(
+        &self,
+        req: &Body,
+        mut url: Url,
+        path: &str,
+    ) -> Result<(Answer, Duration), Failed> {
         let path = path.to_string();
         let origin = url.origin();
+        let method = &req.method;
         let mut hops = 0;
         loop {
-            let resp = self.request(&url, &path).await?;
+            let resp = self.request(req, &url, &path).await?;
             let status = resp.status();
             let header = |name: &str| {
                 resp.headers()
@@ -222,7 +293,7 @@ impl ConsulSource {
                         return Err(Failed::new(
                             false,
                             format!(
-                                "GET {path}: {status} redirect to another origin ({to}) not \
+                                "{method} {path}: {status} redirect to another origin ({to}) not \
                                  followed: Consul's API does not redirect, and the token is never \
                                  sent elsewhere; use that address as -consul-addr"
                             ),
@@ -230,7 +301,9 @@ impl ConsulSource {
                     }
                 }
             }
-            let body = self.read_body(resp.into_body(), &path).await?;
+            let body = self
+                .read_body(resp.into_body(), &format!("{method} {path}"))
+                .await?;
             return Ok((
                 Answer {
                     status,
@@ -243,18 +316,23 @@ impl ConsulSource {
         }
     }
 
-    /// Sends one GET and waits for the answer's head.
+    /// Sends one request and waits for the answer's head.
     async fn request(
         &self,
+        body: &Body,
         url: &Url,
         path: &str,
     ) -> Result<http::Response<hyper::body::Incoming>, Failed> {
-        let failed = |e: String| Failed::new(true, format!("GET {path}: {e}"));
+        let method = &body.method;
+        let failed = |e: String| Failed::new(true, format!("{method} {path}: {e}"));
         let uri: http::Uri = url
             .as_str()
             .parse()
-            .map_err(|e| Failed::new(false, format!("GET {path}: {e}")))?;
-        let mut req = http::Request::get(uri.clone()).header(
+            .map_err(|e| Failed::new(false, format!("{method} {path}: {e}")))?;
+        let mut req = http::Request::builder()
+            .method(method.clone())
+            .uri(uri.clone())
+            .header(
             http::header::USER_AGENT,
             concat!("consul-render/", env!("CARGO_PKG_VERSION")),
         );
@@ -275,7 +353,7 @@ impl ConsulSource {
             req = req.header(http::header::PROXY_AUTHORIZATION, p);
         }
         let req = req
-            .body(http_body_util::Empty::new())
+            .body(http_body_util::Full::new(body.bytes.clone()))
             .map_err(|e| failed(e.to_string()))?;
         // The error names no URL, so never the query's values nor the token (a header).
         self.http
@@ -289,7 +367,7 @@ impl ConsulSource {
     async fn read_body(
         &self,
         mut body: hyper::body::Incoming,
-        path: &str,
+        request: &str,
     ) -> Result<Vec<u8>, Failed> {
         use http_body_util::BodyExt as _;
         use hyper::body::Body as _;
@@ -297,7 +375,7 @@ impl ConsulSource {
         let too_big = || {
             Failed::new(
                 true,
-                format!("GET {path}: the answer is over the limit of {limit} bytes (-max-response-bytes)"),
+                format!("{request}: the answer is over the limit of {limit} bytes (-max-response-bytes)"),
             )
         };
         if body.size_hint().exact().is_some_and(|n| n > limit) {
@@ -311,7 +389,7 @@ impl ConsulSource {
             let frame = frame.map_err(|e| {
                 Failed::new(
                     true,
-                    format!("GET {path}: reading the answer: {}", describe_error(&e)),
+                    format!("{request}: reading the answer: {}", describe_error(&e)),
                 )
             })?;
             if let Ok(chunk) = frame.into_data() {

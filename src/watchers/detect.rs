@@ -12,7 +12,7 @@
 use super::{watch_dependency, Event, Follower, Shared};
 use crate::dependency::Dependency;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,8 +61,18 @@ impl Registry {
             .map_or(0, |list| wake_all(list.iter().map(|(_, n)| n)))
     }
 
-    /// Wakes every followed service, the most recently changed first (the gate's permits go
-    /// out in about the order their watchers ask).
+    /// Wakes the followers of `name` that may not have seen the write at `index`, first seen
+    /// by a broad query at `seen` (`ticks`): those whose last answer is older and whose last
+    /// fetch began before it. A node's query and the catalog's or the health query can all
+    /// name one write; a follower already woken by the first need not fetch again.
+    fn wake_service_unseen(&self, name: &str, index: u64, seen: u64) -> usize {
+        self.services.get(name).map_or(0, |list| {
+            wake_all(list.iter().map(|(_, f)| f).filter(|f| {
+                f.index.load(Ordering::Relaxed) < index && f.fetched.load(Ordering::Relaxed) < seen
+            }))
+        })
+    }
+
     /// How many service dependencies follow.
     fn followed_services(&self) -> usize {
         self.services.values().map(Vec::len).sum()
@@ -331,6 +341,42 @@ fn fingerprints(v: &Value, field: &str) -> BTreeMap<String, [u8; 32]> {
         .collect()
 }
 
+/// Wakes the followers of `names` that may not have seen the write at `index` (first seen at
+/// `seen`).
+fn wake_named(r: &Registry, names: &BTreeSet<String>, index: u64, seen: u64, what: &str) {
+    if !names.is_empty() {
+        let woken: usize = names
+            .iter()
+            .map(|n| r.wake_service_unseen(n, index, seen))
+            .sum();
+        tracing::debug!(services = ?names, woken, "{what} named services");
+    }
+}
+
+/// Starts or stops the blocking queries on each node: they run while there are at most
+/// `limit` nodes (a quarter of the connection cap: they hold their connections) and four
+/// followed services or more per node (else a sweep costs less). Returns the services of the
+/// watched nodes gone.
+fn keep_node_watches(
+    watches: &mut super::nodes::Watches,
+    watched: &mut super::nodes::Nodes,
+    names: &BTreeSet<String>,
+    limit: usize,
+    registry: &Registry,
+    shared: &Shared,
+) -> BTreeSet<String> {
+    let n = names.len();
+    if n > 0 && n <= limit && n * 4 <= registry.followed_services() {
+        return watches.keep(shared, names, watched);
+    }
+    if watches.running() {
+        tracing::debug!(nodes = n, "node queries stopped: looks or sweeps instead");
+        watches.stop();
+        watched.clear();
+    }
+    BTreeSet::new()
+}
+
 /// A broad query's first answer: its followers may have fetched before it, so a change in
 /// between would go unseen; each is fetched once more.
 fn baseline(r: &Registry, what: &str) {
@@ -414,11 +460,20 @@ async fn diff_loop(
     // catalog change at one of them was the same write.
     let mut named: VecDeque<u64> = VecDeque::new();
     let mut sweep: Option<Sweep> = None;
+    // When a broad query first answered with each of the last 64 indexes (`ticks`): the write
+    // came before.
+    let mut first_seen: VecDeque<(u64, u64)> = VecDeque::new();
     // The catalog node by node (`super::nodes`): the last look, whether one is under way, the
     // unnamed changes it is for, and those that came while it ran (the next look's).
     let mut nodes: Option<super::nodes::Nodes> = None;
     // The node list's entries (address, meta), by name.
     let mut node_list: Option<BTreeMap<String, [u8; 32]>> = None;
+    // With few nodes, a blocking query on each instead of looks (`super::nodes::Watches`):
+    // the node names (from the node list) and the last answer of each.
+    let mut node_names: BTreeSet<String> = BTreeSet::new();
+    let mut watches = super::nodes::Watches::default();
+    let mut watched = super::nodes::Nodes::new();
+    let watch_limit = (batch / 2).max(1);
     let mut looking = false;
     let mut look_for: Vec<u64> = Vec::new();
     let mut look_next: Vec<u64> = Vec::new();
@@ -440,6 +495,12 @@ async fn diff_loop(
                     continue;
                 };
                 let value = value.unwrap_or(Value::Null);
+                if !first_seen.iter().any(|(i, _)| *i == index) {
+                    if first_seen.len() == 64 {
+                        first_seen.pop_front();
+                    }
+                    first_seen.push_back((index, ticks()));
+                }
                 // A change no broad query named: look at every node, or sweep.
                 let mut unnamed: Option<u64> = None;
                 match dep {
@@ -471,6 +532,9 @@ async fn diff_loop(
                     }
                     Dependency::Services { .. } => {
                         let now = catalog_entries(&value);
+                        // The followed services may have changed in number since the node list.
+                        let gone = keep_node_watches(&mut watches, &mut watched, &node_names, watch_limit, &lock(), &shared);
+                        wake_named(&lock(), &gone, u64::MAX, u64::MAX, "nodes gone");
                         if catalog.is_none() {
                             baseline(&lock(), "catalog");
                             // The first look at every node, for the next unnamed change.
@@ -486,6 +550,8 @@ async fn diff_loop(
                                 tracing::debug!(services = ?names, woken, "catalog changed");
                             } else if named.contains(&index) {
                                 // The health query named this write already.
+                            } else if watches.armed() {
+                                // A node's query names it.
                             } else {
                                 unnamed = Some(index);
                             }
@@ -494,11 +560,24 @@ async fn diff_loop(
                     }
                     Dependency::Nodes { .. } => {
                         let now = fingerprints(&value, "Node");
-                        if node_list.as_ref().is_some_and(|old| *old != now) {
+                        node_names = now.keys().cloned().collect();
+                        let gone = keep_node_watches(&mut watches, &mut watched, &node_names, watch_limit, &lock(), &shared);
+                        wake_named(&lock(), &gone, u64::MAX, u64::MAX, "nodes gone");
+                        if !watches.armed() && node_list.as_ref().is_some_and(|old| *old != now) {
                             // A node itself changed (its address, say): its services may have.
                             unnamed = Some(index);
                         }
                         node_list = Some(now);
+                    }
+                    Dependency::Node { name: Some(name), .. } => {
+                        let (names, armed_now) = watches.answer(&name, &value, &mut watched);
+                        let r = lock();
+                        if armed_now {
+                            // A change before a node's first answer is in that answer.
+                            baseline(&r, "node queries");
+                        }
+                        let seen = first_seen.iter().find(|(i, _)| *i == index).map_or_else(ticks, |(_, t)| *t);
+                        wake_named(&r, &names, index, seen, "a node's query");
                     }
                     Dependency::KeyPrefix { prefix, .. } => {
                         let now = fingerprints(&value, "Path");

@@ -1,12 +1,16 @@
-//! The catalog seen node by node, for changes no broad query names: every node's services
-//! (`/v1/catalog/node/:node`), fetched at once and compared with the last look, name the
-//! services that changed for one request per node instead of one per followed service.
+//! The catalog seen node by node, for changes no broad query names: a node's services
+//! (`/v1/catalog/node/:node`), compared with the last answer, name the services that changed.
+//! With few nodes, a blocking query per node (Consul wakes it only when that node or its
+//! services change: `NodeServices` in its state store watches the node's row and its services);
+//! with more, every node fetched at once (a look) for one request per node instead of one per
+//! followed service.
 
 use super::Shared;
 use crate::dependency::Dependency;
 use crate::source::Source as _;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use tokio::task::JoinHandle;
 
 /// One node: its own fingerprint (address, meta), and its services' (by ID: name, fingerprint).
 #[derive(Default, PartialEq)]
@@ -63,6 +67,123 @@ async fn fetch(shared: &Shared, dep: Dependency) -> Option<Value> {
     shared.sources.fetch(&dep, None).await.ok()?.value
 }
 
+/// The blocking queries on each node, and which have answered since they began.
+#[derive(Default)]
+pub(super) struct Watches {
+    tasks: HashMap<String, JoinHandle<()>>,
+    /// Nodes there when the watches began whose first answer has not come: it is their
+    /// baseline, not a change.
+    unseen: HashSet<String>,
+    /// Every node's query has answered since the watches began.
+    armed: bool,
+}
+
+impl Watches {
+    /// The dependency of one node's query.
+    pub(super) fn dependency(name: &str) -> Dependency {
+        Dependency::Node {
+            name: Some(name.to_string()),
+            dc: None,
+            query: Vec::new(),
+        }
+    }
+
+    pub(super) fn running(&self) -> bool {
+        !self.tasks.is_empty()
+    }
+
+    /// Whether every node's query has answered at least once since the watches began: from
+    /// then on, every change to a node or its services wakes one of them.
+    pub(super) fn armed(&self) -> bool {
+        self.armed
+    }
+
+    /// Keeps one query per node in `names` (the node list): starts those missing, stops those
+    /// whose node is gone. Returns the services of the nodes gone (their query may not answer
+    /// again before it stops). Nodes that come after the watches began are changes: their
+    /// first answer names their services.
+    pub(super) fn keep(
+        &mut self,
+        shared: &Shared,
+        names: &BTreeSet<String>,
+        views: &mut Nodes,
+    ) -> BTreeSet<String> {
+        let beginning = self.tasks.is_empty();
+        let mut gone = BTreeSet::new();
+        self.tasks.retain(|name, task| {
+            let keep = names.contains(name);
+            if !keep {
+                task.abort();
+                if let Some(view) = views.remove(name) {
+                    gone.extend(view.services.into_values().map(|(service, _)| service));
+                }
+            }
+            keep
+        });
+        for name in names {
+            if self.tasks.contains_key(name) {
+                continue;
+            }
+            if beginning {
+                self.unseen.insert(name.clone());
+            }
+            let task = tokio::spawn(super::watch_dependency(
+                shared.clone(),
+                Watches::dependency(name),
+                shared.gate.ticket(),
+                super::Wake::Blocking,
+            ));
+            self.tasks.insert(name.clone(), task);
+        }
+        self.unseen.retain(|n| names.contains(n));
+        gone
+    }
+
+    /// One node's answer: the services it names, and whether this answer armed the watches
+    /// (the caller refreshes every follower then: a change before a node's first answer is in
+    /// that answer, not named by it).
+    pub(super) fn answer(
+        &mut self,
+        name: &str,
+        value: &Value,
+        views: &mut Nodes,
+    ) -> (BTreeSet<String>, bool) {
+        if !self.tasks.contains_key(name) {
+            return (BTreeSet::new(), false);
+        }
+        let new = if value.is_null() {
+            NodeView::default()
+        } else {
+            view(value)
+        };
+        let names = if self.unseen.remove(name) {
+            BTreeSet::new()
+        } else {
+            let empty = NodeView::default();
+            node_changes(views.get(name).unwrap_or(&empty), &new)
+        };
+        views.insert(name.to_string(), new);
+        let armed_now = !self.armed && self.unseen.is_empty();
+        self.armed |= armed_now;
+        (names, armed_now)
+    }
+
+    /// Stops every query (the caller looks or sweeps instead).
+    pub(super) fn stop(&mut self) {
+        for (_, task) in self.tasks.drain() {
+            task.abort();
+        }
+        self.unseen.clear();
+        self.armed = false;
+    }
+}
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 fn view(v: &Value) -> NodeView {
     let services = v
         .get("Services")
@@ -87,23 +208,29 @@ pub(super) fn changed(old: &Nodes, new: &Nodes) -> BTreeSet<String> {
     let empty = NodeView::default();
     let mut names = BTreeSet::new();
     for name in old.keys().chain(new.keys()) {
-        let (a, b) = (
+        names.extend(node_changes(
             old.get(name).unwrap_or(&empty),
             new.get(name).unwrap_or(&empty),
-        );
-        if a == b {
-            continue;
+        ));
+    }
+    names
+}
+
+/// The services whose instances differ between two views of one node.
+fn node_changes(a: &NodeView, b: &NodeView) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    if a == b {
+        return names;
+    }
+    let whole = a.node != b.node;
+    for (id, (service, print)) in &a.services {
+        if whole || b.services.get(id).is_none_or(|(_, p)| p != print) {
+            names.insert(service.clone());
         }
-        let whole = a.node != b.node;
-        for (id, (service, print)) in &a.services {
-            if whole || b.services.get(id).is_none_or(|(_, p)| p != print) {
-                names.insert(service.clone());
-            }
-        }
-        for (id, (service, print)) in &b.services {
-            if whole || a.services.get(id).is_none_or(|(_, p)| p != print) {
-                names.insert(service.clone());
-            }
+    }
+    for (id, (service, print)) in &b.services {
+        if whole || a.services.get(id).is_none_or(|(_, p)| p != print) {
+            names.insert(service.clone());
         }
     }
     names

@@ -395,9 +395,10 @@ fn a_thousand_services_under_a_cap_of_128_connections() {
     let max = sim.max_in_flight();
     assert!(max <= 128, "{max} requests were open at once");
     // 1,001 dependencies for 128 connections: the services follow the change detector, so what
-    // stays open is its two broad queries and the template's own `services`.
+    // stays open is its broad queries (health, catalog, node list), one query per node (11 with
+    // the agent's) and the template's own `services`.
     let open = sim.in_flight();
-    assert!(open <= 4, "{open} requests held open while idle");
+    assert!(open <= 15, "{open} requests held open while idle");
     // Every connection holds a share of the budget, idle or not.
     assert_eq!(
         sim.refused_connections(),
@@ -575,11 +576,28 @@ fn thousands_of_dependencies_beyond_the_connection_cap_see_every_change() {
 }
 
 /// Changes no query names (instances registered without a check), one right after another as a
-/// deploy makes them, with the services on ten nodes: a look at every node names the service
-/// (a dozen requests a change, not a sweep of all 300); every one reaches the file.
+/// deploy makes them, with the services on ten nodes: with connections to spare, a blocking query
+/// on each node names the service (a few requests a change, not a sweep of all 300); every one
+/// reaches the file.
+#[test]
+fn unnamed_changes_are_named_by_a_query_on_each_node() {
+    let Some(requests) = unnamed_changes(false, 64) else {
+        return;
+    };
+    // The node's query and the catalog's asking again, the service's fetch: 3 a change (the
+    // node queries' first answers, and the refresh of every service they end with, come
+    // before the changes); a look at every node took about 30.
+    assert!(
+        requests < 12 * 6,
+        "{requests} requests for 12 changes over 11 nodes"
+    );
+}
+
+/// The same with few connections (16: node queries would take a quarter of them at most): a
+/// look at every node names the service (a dozen requests a change, not a sweep of all 300).
 #[test]
 fn unnamed_changes_one_after_another_each_reach_the_file() {
-    let Some(requests) = unnamed_changes(false) else {
+    let Some(requests) = unnamed_changes(false, 16) else {
         return;
     };
     // About 30 a change here (11 nodes, the node list, the service, the broad queries asking
@@ -594,7 +612,7 @@ fn unnamed_changes_one_after_another_each_reach_the_file() {
 /// refreshing every service, so each change starts a sweep (begun again for the next).
 #[test]
 fn unnamed_changes_on_as_many_nodes_as_services_sweep() {
-    let Some(requests) = unnamed_changes(true) else {
+    let Some(requests) = unnamed_changes(true, 16) else {
         return;
     };
     assert!(requests >= 12 * 100, "{requests} requests: no sweeps?");
@@ -605,6 +623,17 @@ fn unnamed_changes_on_as_many_nodes_as_services_sweep() {
 /// again.
 #[test]
 fn a_node_address_change_reaches_services_that_follow() {
+    node_changes(16);
+}
+
+/// The same with a blocking query on each node (connections to spare); and a node that comes,
+/// and one that goes, with their services.
+#[test]
+fn node_changes_reach_the_file_through_a_query_on_each_node() {
+    node_changes(64);
+}
+
+fn node_changes(cap: usize) {
     let c = Consul::start();
     let Some(_sim) = c.sim() else { return };
     c.register_numbered(100);
@@ -616,7 +645,7 @@ fn a_node_address_change_reaches_services_that_follow() {
     let bg = d.spawn(&[
         &format!("-consul-addr={}", c.addr),
         "-template=in.hbs:out.conf",
-        "-max-connections=16",
+        &format!("-max-connections={cap}"),
     ]);
     wait_until("100 services rendered", LIMIT, || {
         d.lines("out.conf") == 100
@@ -629,10 +658,20 @@ fn a_node_address_change_reaches_services_that_follow() {
         has("svc-3 10.9.9.3") && has("svc-93 10.9.9.3")
     });
     assert!(has("svc-4 10.0.0.4"), "{}", bg.log());
+    // A new node with an instance of a followed service, without a check.
+    c.register(json!({"Node": "node-new", "Address": "10.7.7.7",
+        "Service": {"ID": "svc-5b", "Service": "svc-5"}}));
+    wait_until("the new node's instance", LIMIT, || has("svc-5b 10.7.7.7"));
+    // A node removed with its services.
+    c.deregister(json!({"Node": "node-7"}));
+    wait_until("node-7's services gone", LIMIT, || {
+        !has("svc-7 10.0.0.7") && !has("svc-97 10.0.0.7")
+    });
+    assert_eq!(d.lines("out.conf"), 91, "{}", bg.log());
 }
 
 /// 300 services, 12 unnamed changes each waited for; the requests the simulator saw meanwhile.
-fn unnamed_changes(node_each: bool) -> Option<u64> {
+fn unnamed_changes(node_each: bool, cap: usize) -> Option<u64> {
     let c = Consul::start();
     let sim = c.sim()?;
     let node = |i: usize| {
@@ -662,13 +701,21 @@ fn unnamed_changes(node_each: bool) -> Option<u64> {
     let bg = d.spawn(&[
         &format!("-consul-addr={}", c.addr),
         "-template=in.hbs:out.conf",
-        "-max-connections=16",
+        &format!("-max-connections={cap}"),
     ]);
     wait_until("300 services rendered", LIMIT, || {
         d.lines("out.conf") == 300
     });
-    std::thread::sleep(Duration::from_millis(300));
-    let before = sim.requests().0;
+    // Past the broad queries' first answers and the refreshes they bring: no request for 300 ms.
+    let mut before = sim.requests().0;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = sim.requests().0;
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     for k in 0..12 {
         // Two instances of each service in turn, the second right after the first was seen.
         let svc = 20 * (k / 2);

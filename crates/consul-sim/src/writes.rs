@@ -101,6 +101,8 @@ pub(crate) fn apply_register(st: &St, v: &Value) -> Result<(), String> {
                 d.services.insert(key, service);
                 d.service_index.insert(name, idx);
                 d.services_table = idx;
+                // `/v1/catalog/node/:node` wakes on its node's services too.
+                d.node_index.insert(node.clone(), idx);
             }
         }
         let mut checks: Vec<Value> = field(v, "Checks")

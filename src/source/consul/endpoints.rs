@@ -1,7 +1,7 @@
 //! What each dependency asks of Consul: its endpoint and query, and how the answer becomes a
 //! helper value (through `model`, like the data file's).
 
-use super::{Answer, ConsulSource, Failed, BODY_CHARS, REQUEST_TIMEOUT};
+use super::{Answer, Body, ConsulSource, Failed, BODY_CHARS, REQUEST_TIMEOUT};
 use crate::dependency::{Dependency, HealthFilter, QueryParams};
 use crate::source::model::{self, CatalogNode, HealthEntry, KvPair, Node};
 use crate::source::{Block, Fetched};
@@ -96,7 +96,7 @@ impl ConsulSource {
                             ("consistent".to_string(), String::new()),
                         ];
                         if self
-                            .send(&["catalog", "services"], &q, REQUEST_TIMEOUT)
+                            .send(&Body::get(), &["catalog", "services"], &q, REQUEST_TIMEOUT)
                             .await
                             .is_ok_and(|(a, _)| a.status.is_success())
                         {

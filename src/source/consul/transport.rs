@@ -7,7 +7,7 @@
 //! pool). A request that finds the budget spent waits for a pooled connection or a permit.
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::Full;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
@@ -28,7 +28,7 @@ pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// hyper's pooled client over our connector, and the proxies it goes through.
 pub(super) struct Http {
-    pub client: hyper_util::client::legacy::Client<Connector, Empty<Bytes>>,
+    pub client: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
     proxy: Option<Arc<Matcher>>,
     unix: bool,
 }
