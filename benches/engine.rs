@@ -54,6 +54,7 @@ fn render(bencher: divan::Bencher, instances: usize) {
         config: Template::new(TemplateSource::Inline(catalog::UPSTREAMS.into())),
         engine,
         name: "upstreams.hbs".into(),
+        id: String::new(),
     }];
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -162,6 +162,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     // templates reading more widens them: `runner::watch_mode`).
     let fields = FieldSet::new(job_fields(&jobs));
     let retry = cfg.consul.retry;
+    let mut consul = None;
     let sources = Arc::new(
         match &cfg.data {
             Some(path) => Sources::data(
@@ -170,13 +171,20 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
                     .with_fields(fields.clone()),
                 retry,
             ),
-            None => Sources::new(
-                Arc::new(ConsulSource::new(&cfg.consul)?.with_fields(fields.clone())),
-                retry,
-            ),
+            None => {
+                let c = Arc::new(ConsulSource::new(&cfg.consul)?.with_fields(fields.clone()));
+                consul = Some(c.clone());
+                Sources::new(c, retry)
+            }
         }
         .with_fields(fields),
     );
+    if cfg.dedup.is_some() && (cfg.once || cfg.data.is_some()) {
+        tracing::warn!(
+            "de-duplication is for watch mode against Consul: ignored with {}",
+            if cfg.once { "-once" } else { "-data" }
+        );
+    }
     if !cfg.once {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -202,7 +210,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
             if let Some(addr) = &status_addr {
                 crate::status::serve(addr).await?;
             }
-            runner::watch_mode::run(cfg, jobs, sources, &reload, &notifier).await
+            runner::watch_mode::run(cfg, jobs, sources, consul, &reload, &notifier).await
         })?;
         runtime.shutdown_background();
         return Ok(exit_code(code));
@@ -322,6 +330,7 @@ fn load_jobs(cfg: &Config) -> Result<Vec<Job>, Failure> {
                         config: t.clone(),
                         engine,
                         name,
+                        id: runner::template_id(&text, &opts),
                     });
                 } else {
                     errors.extend(problems.iter().map(ToString::to_string));

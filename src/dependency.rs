@@ -6,12 +6,13 @@
 //! Two helpers naming the same thing get equal `Dependency` values, so it is fetched once.
 
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
 /// An instance's aggregated health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Status {
     Passing,
     Warning,
@@ -40,7 +41,7 @@ impl Status {
 }
 
 /// Which instances a `service` query keeps.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HealthFilter {
     /// No filter given: Consul's `passing` filter, server side.
     PassingOnly,
@@ -63,7 +64,7 @@ impl HealthFilter {
 /// Enterprise and peering parameters of `?query` (passed to Consul as they are).
 pub type QueryParams = Vec<(String, String)>;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServiceQuery {
     pub name: String,
     pub tag: Option<String>,
@@ -73,8 +74,8 @@ pub struct ServiceQuery {
     pub query: QueryParams,
 }
 
-/// Something a template needs from outside.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Something a template needs from outside (serialized in dedup mode's shared data).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Dependency {
     /// `service`: healthy instances with node and checks.
     Service(ServiceQuery),
@@ -109,11 +110,11 @@ pub enum Dependency {
         dc: Option<String>,
         query: QueryParams,
     },
-    /// `file`: a local file's contents, read within the template's `sandbox_path` if any.
     /// Every health check in the agent's datacenter (`/v1/health/state/any`): what watch mode
     /// blocks on to learn which services changed when it watches more of them than it has
     /// connections. No helper asks for it.
     HealthState,
+    /// `file`: a local file's contents, read within the template's `sandbox_path` if any.
     File {
         path: PathBuf,
         sandbox: Option<PathBuf>,

@@ -12,6 +12,7 @@ pub mod app;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod dedup;
 pub mod dependency;
 pub mod fsread;
 pub mod glob;

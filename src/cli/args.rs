@@ -209,6 +209,12 @@ pub struct Args {
     #[arg(long = "data", value_name = "FILE", help_heading = "Templates")]
     pub data: Option<String>,
 
+    /// De-duplication mode: renderers of the same template elect one leader (a Consul session
+    /// and lock) that watches its dependencies and shares them in Consul KV; the others render
+    /// from that (settings: the config file's deduplicate {}).
+    #[arg(long = "dedup", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Templates")]
+    pub dedup: Option<bool>,
+
     /// Render once and exit instead of watching.
     #[arg(long = "once", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Templates")]
     pub once: Option<bool>,

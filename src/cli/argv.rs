@@ -14,7 +14,6 @@ use std::fmt;
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("vault-", "Vault is not supported yet"),
     ("nomad-", "Nomad is not supported yet"),
-    ("dedup", "de-duplication mode is not supported"),
     (
         "default-left-delimiter",
         "custom delimiters are not supported (handlebars templates)",

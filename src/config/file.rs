@@ -56,12 +56,23 @@ pub struct FileConfig {
     pub data: Option<String>,
     pub default_delimiters: Option<DelimitersFile>,
     pub err_on_failed_lookup: Option<bool>,
-    /// Refused unless disabled: see `config::keys`.
-    pub deduplicate: Option<Value>,
+    pub deduplicate: Option<DedupFile>,
     pub vault: Option<Value>,
     pub nomad: Option<Value>,
     pub syslog: Option<SyslogFile>,
     pub log_file: Option<LogFileFile>,
+}
+
+/// `deduplicate { enabled prefix ttl max_stale block_query_wait }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupFile {
+    pub enabled: Option<bool>,
+    pub prefix: Option<String>,
+    #[serde(alias = "TTL")]
+    pub ttl: Option<GoDuration>,
+    pub max_stale: Option<GoDuration>,
+    pub block_query_wait: Option<GoDuration>,
 }
 
 /// `syslog { enabled facility name }`, plus ours: `socket` (default /dev/log).

@@ -5,7 +5,7 @@ use super::error::ConfigError;
 use super::partial::{ExecSettings, Settings, TemplateSettings};
 use super::value::{LogFormat, LogLevel, Syntax};
 use super::{
-    Auth, ChildEnv, Command, CommandExec, Config, Consul, Exec, LogFile, Retry, Ssl, Syslog,
+    Auth, ChildEnv, Command, CommandExec, Config, Consul, Dedup, Exec, LogFile, Retry, Ssl, Syslog,
     Template, Transport,
 };
 use nix::sys::signal::Signal;
@@ -20,6 +20,9 @@ pub mod defaults {
     pub const RETRY_BACKOFF: Duration = Duration::from_millis(250);
     pub const RETRY_MAX_BACKOFF: Duration = Duration::from_secs(60);
     pub const MAX_STALE: Duration = Duration::from_secs(2);
+    /// consul-template's `DefaultDedupPrefix` with our name.
+    pub const DEDUP_PREFIX: &str = "service/consul-render/dedup/";
+    pub const DEDUP_TTL: Duration = Duration::from_secs(15);
     pub const BLOCK_QUERY_WAIT: Duration = Duration::from_secs(60);
     /// Below Consul's `http_max_conns_per_client` (200).
     pub const MAX_CONNECTIONS: u32 = 128;
@@ -80,6 +83,7 @@ pub fn finish(s: Settings) -> Result<Config, ConfigError> {
         status_consul_timeout: s
             .status_consul_timeout
             .unwrap_or(defaults::STATUS_CONSUL_TIMEOUT),
+        dedup: dedup(s.dedup),
         warnings,
     };
     validate(&config)?;
@@ -215,6 +219,27 @@ fn syslog(x: super::partial::SyslogSettings) -> Option<Syslog> {
             .unwrap_or_else(|| defaults::SYSLOG_FACILITY.into()),
         name: x.name.unwrap_or_else(|| defaults::SYSLOG_NAME.into()),
         socket: x.socket,
+    })
+}
+
+/// consul-template's `DedupConfig.Finalize`: on when any setting is given, unless
+/// `enabled = false`; the prefix always ends with `/`.
+fn dedup(x: super::partial::DedupSettings) -> Option<Dedup> {
+    let implied = x.prefix.is_some()
+        || x.ttl.is_some()
+        || x.max_stale.is_some()
+        || x.block_query_wait.is_some();
+    x.enabled.unwrap_or(implied).then(|| {
+        let mut prefix = x.prefix.unwrap_or_else(|| defaults::DEDUP_PREFIX.into());
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Dedup {
+            prefix: prefix.trim_start_matches('/').to_string(),
+            ttl: x.ttl.unwrap_or(defaults::DEDUP_TTL),
+            max_stale: x.max_stale.unwrap_or(defaults::MAX_STALE),
+            block_query_wait: x.block_query_wait.unwrap_or(defaults::BLOCK_QUERY_WAIT),
+        }
     })
 }
 

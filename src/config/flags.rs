@@ -58,6 +58,7 @@ pub fn layer(a: &Args) -> Result<Settings, ConfigError> {
     }
     s.data = a.data.as_ref().map(Into::into);
     s.once = a.once;
+    s.dedup.enabled = a.dedup;
     s.once_timeout = a.once_timeout.map(|d| d.0);
     s.dry = a.dry;
     s.diff = a.diff;

@@ -14,7 +14,7 @@ pub fn layer(path: &Path, f: FileConfig) -> Result<Settings, ConfigError> {
     let err =
         |key: String, e: ValueError| ConfigError::value(Layer::File(path.into()), Some(key), e);
     let mut s = Settings::default();
-    keys::unsupported(&f, &mut s.warnings).map_err(|(key, why)| err(key.into(), why))?;
+    keys::unsupported(&f, &mut s.warnings);
     if let Some(d) = &f.default_delimiters {
         keys::default_delimiters(d).map_err(|e| err("default_delimiters".into(), e))?;
     }
@@ -24,6 +24,13 @@ pub fn layer(path: &Path, f: FileConfig) -> Result<Settings, ConfigError> {
         s.syslog.facility = sl.facility;
         s.syslog.name = sl.name;
         s.syslog.socket = sl.socket.map(|p| resolve_relative(path, &p));
+    }
+    if let Some(d) = f.deduplicate {
+        s.dedup.enabled = d.enabled;
+        s.dedup.prefix = d.prefix;
+        s.dedup.ttl = d.ttl.map(|d| d.0);
+        s.dedup.max_stale = d.max_stale.map(|d| d.0);
+        s.dedup.block_query_wait = d.block_query_wait.map(|d| d.0);
     }
     if let Some(lf) = f.log_file {
         s.log_file.path = lf.path.map(|p| resolve_relative(path, &p));

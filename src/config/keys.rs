@@ -129,21 +129,9 @@ fn disabled(v: &Value) -> bool {
     }
 }
 
-/// Blocks consul-render does not act on. `Err((key, why))` for de-duplication (a fleet that
-/// relies on one leader must not start as if it had one); warnings for Vault and Nomad (a
-/// template calling their functions is refused on its own).
-pub fn unsupported(
-    f: &FileConfig,
-    warnings: &mut Vec<String>,
-) -> Result<(), (&'static str, ValueError)> {
-    let refuse = |key: &'static str, why: &str| Err((key, ValueError::Refused(why.into())));
-    if f.deduplicate.as_ref().is_some_and(|v| !disabled(v)) {
-        return refuse(
-            "deduplicate",
-            "de-duplication mode is not supported yet: every consul-render instance renders on \
-             its own (set enabled = false, or run one instance)",
-        );
-    }
+/// Blocks consul-render does not act on: warnings for Vault and Nomad (a template calling
+/// their functions is refused on its own).
+pub fn unsupported(f: &FileConfig, warnings: &mut Vec<String>) {
     if f.vault.as_ref().is_some_and(|v| !disabled(v)) {
         warnings.push(
             "vault { } is not used: Vault is out of scope, consul-render reads Consul only \
@@ -159,7 +147,6 @@ pub fn unsupported(
                 .into(),
         );
     }
-    Ok(())
 }
 
 #[cfg(test)]

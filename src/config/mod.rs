@@ -190,8 +190,23 @@ pub struct Config {
     pub status_addr: Option<String>,
     /// How long Consul may be unreachable before /ready says 503.
     pub status_consul_timeout: Duration,
+    /// De-duplication mode (`-dedup`, `deduplicate {}`), when on.
+    pub dedup: Option<Dedup>,
     /// Said once logging is up (settings that are accepted but do nothing).
     pub warnings: Vec<String>,
+}
+
+/// De-duplication mode's settings (consul-template's `deduplicate {}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dedup {
+    /// The KV prefix under which each template's lock and data live (ends with `/`).
+    pub prefix: String,
+    /// The session's TTL: a leader that stops renewing loses it within twice this.
+    pub ttl: Duration,
+    /// How long a follower renders from data no leader holds before it says so.
+    pub max_stale: Duration,
+    /// The followers' blocking wait on the shared data.
+    pub block_query_wait: Duration,
 }
 
 impl Config {

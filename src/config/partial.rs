@@ -73,6 +73,7 @@ settings! {
         exec: ExecSettings,
         syslog: SyslogSettings,
         log_file: LogFileSettings,
+        dedup: DedupSettings,
     }
     append {
         templates: TemplateSettings,
@@ -171,6 +172,18 @@ impl ExecSettings {
             || !self.env_custom.is_empty()
             || !self.env_allowlist.is_empty()
             || !self.env_denylist.is_empty()
+    }
+}
+
+settings! {
+    /// De-duplication mode (`-dedup`, `deduplicate {}`); on when any of its settings is given,
+    /// unless `enabled = false` (consul-template's `DedupConfig.Finalize`).
+    pub struct DedupSettings {
+        enabled: bool,
+        prefix: String,
+        ttl: Duration,
+        max_stale: Duration,
+        block_query_wait: Duration,
     }
 }
 

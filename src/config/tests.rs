@@ -230,3 +230,43 @@ fn syslog_and_log_file_turn_on_as_consul_template_finalizes() {
         "an empty -log-file turns the file's off"
     );
 }
+
+#[test]
+fn dedup_turns_on_as_consul_template_finalizes() {
+    let off = resolve(&["--template=in:out"], &no_env, "");
+    assert!(off.dedup.is_none());
+    let c = resolve(&["--template=in:out", "--dedup"], &no_env, "");
+    assert_eq!(
+        c.dedup,
+        Some(Dedup {
+            prefix: "service/consul-render/dedup/".into(),
+            ttl: std::time::Duration::from_secs(15),
+            max_stale: std::time::Duration::from_secs(2),
+            block_query_wait: std::time::Duration::from_secs(60),
+        })
+    );
+    // Any setting turns it on; the prefix gets its slash; `TTL` as consul-template's docs spell it.
+    let c = resolve(
+        &["--template=in:out"],
+        &no_env,
+        "deduplicate {\n prefix = \"/fleet/dedup\"\n TTL = \"30s\"\n}",
+    );
+    let d = c.dedup.unwrap();
+    assert_eq!(
+        (d.prefix.as_str(), d.ttl),
+        ("fleet/dedup/", std::time::Duration::from_secs(30))
+    );
+    let c = resolve(
+        &["--template=in:out"],
+        &no_env,
+        "deduplicate {\n enabled = false\n prefix = \"p/\"\n}",
+    );
+    assert!(c.dedup.is_none());
+    // The flag wins over the file.
+    let c = resolve(
+        &["--template=in:out", "--dedup=false"],
+        &no_env,
+        "deduplicate {\n enabled = true\n}",
+    );
+    assert!(c.dedup.is_none());
+}

@@ -19,6 +19,18 @@ pub struct Job {
     pub engine: Engine,
     /// The name logs and errors use.
     pub name: String,
+    /// What renderers of the same template share in dedup mode: a hash of its text and the
+    /// options that change what it renders (consul-template's template ID).
+    pub id: String,
+}
+
+/// A template's `id`: SHA-256 of its (handlebars) text and options, 32 hex digits.
+pub fn template_id(text: &str, opts: &crate::template::Options) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(text.as_bytes());
+    h.update(format!("\0{}\0{:?}\0{:?}", opts.strict, opts.sandbox, opts.denylist).as_bytes());
+    hex::encode(&h.finalize()[..16])
 }
 
 /// The fields of `service` instances that `jobs` can read.
@@ -51,6 +63,7 @@ pub(crate) mod testing {
             config: Template::new(TemplateSource::Inline(src.into())),
             engine: Engine::compile("t", src, &Options::default()).unwrap(),
             name: "t".into(),
+            id: super::template_id(src, &Options::default()),
         }
     }
 }

@@ -9,11 +9,13 @@
 
 use super::RunError;
 use crate::config::{Config, Exec, Wait};
+use crate::dedup::{self, Dedup};
 use crate::dependency::Dependency;
 use crate::notify::Notifier;
 use crate::process::exec::{self, ExecChild};
 use crate::runner::signals::{self, Signals};
 use crate::runner::{deliver, Job};
+use crate::source::consul::ConsulSource;
 use crate::source::Sources;
 use crate::template::{Missing, Store};
 use crate::watchers::{Event, Watchers};
@@ -30,10 +32,26 @@ pub type WatchError = RunError;
 pub type Reload<'a> =
     &'a dyn Fn() -> Result<(Config, Vec<Job>), Box<dyn std::error::Error + Send + Sync>>;
 
+/// A template's part in dedup mode.
+#[derive(Default)]
+enum Role {
+    /// Not in dedup mode: it watches everything it uses.
+    #[default]
+    Alone,
+    /// It leads: it watches everything it uses and publishes the Consul values.
+    Leader,
+    /// It follows: Consul values come from the leader's data (`None`: none yet), local ones
+    /// (files) and any Consul value the data lacks are its own to watch.
+    Follower(Option<HashSet<Dependency>>),
+}
+
 #[derive(Default)]
 struct JobState {
     used: HashSet<Dependency>,
     rendered_once: bool,
+    /// Its last render had every value.
+    complete: bool,
+    role: Role,
     /// Quiescence in progress: (render at, never later than).
     quiet: Option<(Instant, Instant)>,
     /// What the last incomplete render was waiting for, to log it once.
@@ -41,6 +59,31 @@ struct JobState {
 }
 
 impl JobState {
+    fn new(dedup: bool) -> JobState {
+        JobState {
+            role: if dedup {
+                Role::Follower(None)
+            } else {
+                Role::Alone
+            },
+            ..JobState::default()
+        }
+    }
+
+    /// What it watches itself: all it uses, or as a follower what the leader's data lacks.
+    fn watched(&self) -> impl Iterator<Item = &Dependency> {
+        self.used.iter().filter(|d| match &self.role {
+            Role::Alone | Role::Leader => true,
+            Role::Follower(None) => !d.is_consul(),
+            Role::Follower(Some(shared)) => !d.is_consul() || !shared.contains(*d),
+        })
+    }
+
+    /// Whether its values come from the leader's data for `dep`.
+    fn shares(&self, dep: &Dependency) -> bool {
+        matches!(&self.role, Role::Follower(Some(shared)) if shared.contains(dep))
+    }
+
     /// A change arrived: render now, or (re)start quiescence.
     fn changed(&mut self, wait: Option<Wait>, now: Instant) -> bool {
         match wait {
@@ -89,6 +132,7 @@ pub async fn run(
     mut cfg: Config,
     mut jobs: Vec<Job>,
     sources: Arc<Sources>,
+    consul: Option<Arc<ConsulSource>>,
     reload: Reload<'_>,
     notifier: &Notifier,
 ) -> Result<i32, WatchError> {
@@ -111,7 +155,19 @@ pub async fn run(
     let all_rendered = Arc::new(AtomicBool::new(jobs.is_empty()));
     let mut watchers = Watchers::new(&cfg, sources.clone(), tx, all_rendered.clone());
     let mut store: Arc<Store> = Arc::new(Store::new());
-    let mut state: Vec<JobState> = jobs.iter().map(|_| JobState::default()).collect();
+    // Dedup mode (on with a Consul agent): every template follows until it wins its lock.
+    let (dedup_tx, mut dedup_rx) = mpsc::unbounded_channel();
+    let start_dedup = |cfg: &Config, jobs: &[Job]| {
+        let settings = cfg.dedup.as_ref()?;
+        let consul = consul.clone()?;
+        let ids = jobs.iter().map(|j| j.id.clone()).collect();
+        Some(Dedup::start(consul, settings, ids, dedup_tx.clone()))
+    };
+    let mut dedup = start_dedup(&cfg, &jobs);
+    let mut state: Vec<JobState> = jobs
+        .iter()
+        .map(|_| JobState::new(dedup.is_some()))
+        .collect();
     let mut dirty: BTreeSet<usize> = (0..jobs.len()).collect();
     // The first turn always runs (with no templates it only starts the exec child).
     let mut first_turn = true;
@@ -124,6 +180,9 @@ pub async fn run(
             let written = tokio::task::block_in_place(|| {
                 render_and_deliver(&cfg, &jobs, &mut state, &store, &dirty)
             })?;
+            if let Some(d) = &dedup {
+                publish(d, &state, &store, &dirty);
+            }
             dirty.clear();
             if !all_rendered.load(Ordering::Relaxed) && state.iter().all(|s| s.rendered_once) {
                 all_rendered.store(true, Ordering::Relaxed);
@@ -161,9 +220,12 @@ pub async fn run(
                 ]);
             }
             let wanted: HashSet<Dependency> =
-                state.iter().flat_map(|s| s.used.iter().cloned()).collect();
+                state.iter().flat_map(|s| s.watched().cloned()).collect();
             for gone in watchers.sync(&wanted) {
-                Arc::make_mut(&mut store).remove(&gone);
+                // A value a leader's data gave stays (no watcher of ours kept it).
+                if !state.iter().any(|s| s.shares(&gone)) {
+                    Arc::make_mut(&mut store).remove(&gone);
+                }
             }
             tracing::debug!(dependencies = watchers.len(), "watching");
             crate::status::metrics::get()
@@ -200,6 +262,41 @@ pub async fn run(
                     }
                 }
             }
+            Some(ev) = dedup_rx.recv() => {
+                let now = Instant::now();
+                match ev {
+                    dedup::Event::Lead(j) => if let Some(s) = state.get_mut(j) {
+                        s.role = Role::Leader;
+                        dirty.insert(j);
+                    },
+                    dedup::Event::Follow(j) => if let Some(s) = state.get_mut(j) {
+                        s.role = Role::Follower(None);
+                        dirty.insert(j);
+                    },
+                    dedup::Event::Data(j, values) => {
+                        if !matches!(state.get(j).map(|s| &s.role), Some(Role::Follower(_))) {
+                            continue;
+                        }
+                        let first = matches!(state[j].role, Role::Follower(None));
+                        let shared: HashSet<Dependency> = values.iter().map(|(d, _)| d.clone()).collect();
+                        for (dep, value) in values {
+                            if store.get(&dep) == Some(value.as_ref()) {
+                                continue;
+                            }
+                            Arc::make_mut(&mut store).insert(dep.clone(), value);
+                            for (k, s) in state.iter_mut().enumerate() {
+                                if s.used.contains(&dep) && s.changed(jobs[k].config.wait.or(cfg.wait), now) {
+                                    dirty.insert(k);
+                                }
+                            }
+                        }
+                        state[j].role = Role::Follower(Some(shared));
+                        if first {
+                            dirty.insert(j);
+                        }
+                    }
+                }
+            }
             () = tokio::time::sleep_until(next_quiet.unwrap_or_else(Instant::now)), if next_quiet.is_some() => {
                 let now = Instant::now();
                 for (j, s) in state.iter_mut().enumerate() {
@@ -213,6 +310,9 @@ pub async fn run(
                 tracing::info!("stopping");
                 notifier.send(&["STOPPING=1", "STATUS=stopping"]);
                 watchers.stop();
+                if let Some(d) = dedup.take() {
+                    d.stop().await;
+                }
                 return Ok(match (&mut child, &cfg.exec) {
                     (Some(c), Some(exec_cfg)) => c.stop(exec_cfg).await,
                     _ => 0,
@@ -222,6 +322,9 @@ pub async fn run(
                 tracing::info!(code, "the exec child exited; stopping");
                 notifier.send(&["STOPPING=1", "STATUS=the exec child exited; stopping"]);
                 watchers.stop();
+                if let Some(d) = dedup.take() {
+                    d.stop().await;
+                }
                 return Ok(code);
             }
             sig = signals::first(&mut fwd) => {
@@ -248,15 +351,38 @@ pub async fn run(
                                 Arc::make_mut(&mut store).remove(&gone);
                             }
                         }
+                        // Templates may have changed, and with them their locks.
+                        if let Some(d) = dedup.take() {
+                            d.stop().await;
+                        }
+                        while dedup_rx.try_recv().is_ok() {}
                         cfg = new_cfg;
                         jobs = new_jobs;
-                        state = jobs.iter().map(|_| JobState::default()).collect();
+                        dedup = start_dedup(&cfg, &jobs);
+                        state = jobs.iter().map(|_| JobState::new(dedup.is_some())).collect();
                         dirty = (0..jobs.len()).collect();
                     }
                     Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
                 }
             }
         }
+    }
+}
+
+/// Dedup mode: what each template this renderer leads rendered from, completely, this turn.
+fn publish(d: &Dedup, state: &[JobState], store: &Store, rendered: &BTreeSet<usize>) {
+    for &j in rendered {
+        let s = &state[j];
+        if !matches!(s.role, Role::Leader) || !s.complete {
+            continue;
+        }
+        let values = s
+            .used
+            .iter()
+            .filter(|dep| dep.is_consul())
+            .filter_map(|dep| Some((dep.clone(), store.get(dep)?.cloned())))
+            .collect();
+        d.publish(j, values);
     }
 }
 
@@ -286,6 +412,7 @@ fn render_and_deliver(
         match job.engine.render(store.clone()) {
             Ok(r) => {
                 state[j].used = r.used.into_iter().collect();
+                state[j].complete = r.missing.is_empty();
                 count(
                     job,
                     if r.missing.is_empty() {

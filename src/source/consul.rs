@@ -159,7 +159,10 @@ impl ConsulSource {
         if stale && last_contact > self.max_stale {
             tracing::debug!(path = %answer.path, "answer is staler than -max-stale: asking the leader");
             query.push(("consistent".into(), String::new()));
-            return self.send(&get, segments, &query, timeout).await.map(|(a, _)| a);
+            return self
+                .send(&get, segments, &query, timeout)
+                .await
+                .map(|(a, _)| a);
         }
         Ok(answer)
     }
@@ -248,7 +251,12 @@ impl ConsulSource {
         timeout: Duration,
     ) -> Result<(Answer, Duration), Failed> {
         let method = &req.method;
-        let timed_out = || Failed::new(true, format!("{method} {path}: timed out after {timeout:?}"));
+        let timed_out = || {
+            Failed::new(
+                true,
+                format!("{method} {path}: timed out after {timeout:?}"),
+            )
+        };
         tokio::time::timeout(timeout, self.exchange(req, url, path))
             .await
             .unwrap_or_else(|_| Err(timed_out()))
@@ -333,9 +341,9 @@ impl ConsulSource {
             .method(method.clone())
             .uri(uri.clone())
             .header(
-            http::header::USER_AGENT,
-            concat!("consul-render/", env!("CARGO_PKG_VERSION")),
-        );
+                http::header::USER_AGENT,
+                concat!("consul-render/", env!("CARGO_PKG_VERSION")),
+            );
         if let Some(t) = &self.token {
             req = req.header("X-Consul-Token", t.expose());
         }

@@ -24,6 +24,8 @@ pub struct State {
     consul_down_since: AtomicU64,
     stuck_after_ms: AtomicU64,
     consul_timeout_ms: AtomicU64,
+    /// Dedup mode: templates rendered from shared data no leader holds, and since when.
+    dedup_stale: std::sync::Mutex<std::collections::BTreeMap<String, Instant>>,
 }
 
 /// The process-wide state.
@@ -36,6 +38,7 @@ pub fn state() -> &'static State {
         consul_down_since: AtomicU64::new(0),
         stuck_after_ms: AtomicU64::new(u64::MAX),
         consul_timeout_ms: AtomicU64::new(60_000),
+        dedup_stale: std::sync::Mutex::new(std::collections::BTreeMap::new()),
     })
 }
 
@@ -88,6 +91,20 @@ impl State {
         metrics::get().consul_up.set(0);
     }
 
+    /// Dedup mode: `template` renders from shared data no leader has held past `max_stale`
+    /// (or no longer does). /ready stays 200 (the file is still the last good render) and says so.
+    pub fn dedup_stale(&self, template: &str, stale: bool) {
+        let mut map = self
+            .dedup_stale
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if stale {
+            map.entry(template.to_string()).or_insert_with(Instant::now);
+        } else {
+            map.remove(template);
+        }
+    }
+
     fn health(&self) -> (StatusCode, String) {
         let since = self.busy_since.load(Ordering::Relaxed);
         let busy = if since == 0 { 0 } else { self.now_ms() - since };
@@ -122,7 +139,21 @@ impl State {
                 ),
             );
         }
-        (StatusCode::OK, "ready\n".into())
+        let stale = self
+            .dedup_stale
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if stale.is_empty() {
+            return (StatusCode::OK, "ready\n".into());
+        }
+        let mut body = String::from("ready\n");
+        for (template, since) in stale.iter() {
+            body.push_str(&format!(
+                "stale: dedup template {template} renders from shared data no leader has held for {} s\n",
+                since.elapsed().as_secs()
+            ));
+        }
+        (StatusCode::OK, body)
     }
 }
 

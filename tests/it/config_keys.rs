@@ -40,13 +40,15 @@ fn hashicorps_documented_examples_load_unchanged() {
     d.run(&["check", "-config", &docs("vault.hcl")])
         .code(0)
         .stderr_has("Vault is out of scope");
-    // De-duplication would change who renders: refused, with the reason.
+    // De-duplication is taken (tests/it/dedup.rs runs it); an unknown key in it is not.
     d.run(&["check", "-config", &docs("deduplicate.hcl")])
-        .code(15)
-        .stderr_has("deduplicate")
-        .stderr_has("not supported yet");
+        .code(0);
     d.write("dedup-off.hcl", "deduplicate { enabled = false }\n");
     d.run(&["check", "-config", "dedup-off.hcl"]).code(0);
+    d.write("dedup-bad.hcl", "deduplicate { lock_delay = \"1s\" }\n");
+    d.run(&["check", "-config", "dedup-bad.hcl"])
+        .code(15)
+        .stderr_has("lock_delay");
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod capture;
 mod cli;
 mod config_keys;
 mod consul;
+mod dedup;
 mod dropin;
 mod exec;
 mod fuzz;

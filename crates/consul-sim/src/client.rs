@@ -102,6 +102,20 @@ impl Consul {
         )
     }
 
+    /// `GET path` as JSON: `None` on 404.
+    pub fn get_json(&self, path: &str) -> Option<Value> {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Ok(t) = std::env::var("CONSUL_HTTP_TOKEN") {
+            req = req.header("X-Consul-Token", t);
+        }
+        let resp = req.send().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        if resp.status() == 404 {
+            return None;
+        }
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        Some(resp.json().unwrap_or_else(|e| panic!("GET {path}: {e}")))
+    }
+
     /// `PUT /v1/catalog/register`.
     pub fn register(&self, body: Value) {
         self.put("/v1/catalog/register", body.to_string().into_bytes());
