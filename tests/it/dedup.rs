@@ -35,15 +35,19 @@ fn renderer(addr: &str) -> (Dir, Background) {
     (d, bg)
 }
 
-/// The lock key of the one template (its ID is a hash), its holder's session and pid.
-fn lock_holder(c: &Consul) -> Option<(String, u32)> {
+/// The lock key of the one template (its ID is a hash).
+fn lock_key(c: &Consul) -> Option<String> {
     let keys = c.get_json(&format!("/v1/kv/{PREFIX}?keys"))?;
-    let lock = keys
-        .as_array()?
+    keys.as_array()?
         .iter()
         .filter_map(Value::as_str)
-        .find(|k| k.ends_with("/lock"))?
-        .to_string();
+        .find(|k| k.ends_with("/lock"))
+        .map(str::to_string)
+}
+
+/// The lock's holder: its session and pid.
+fn lock_holder(c: &Consul) -> Option<(String, u32)> {
+    let lock = lock_key(c)?;
     let entry = c.get_json(&format!("/v1/kv/{lock}"))?;
     let session = entry[0]["Session"].as_str()?.to_string();
     let value = base64::engine::general_purpose::STANDARD
@@ -171,4 +175,128 @@ fn renderers_share_one_leader_and_survive_its_death() {
         "the late follower asked Consul for the template's dependencies\n{}",
         late.1.log()
     );
+}
+
+/// A follower that cannot take the lock (another session took it when the leader died) while
+/// no leader holds the data renders from that data, not from Consul, and past `max_stale` says
+/// so in its log and in /ready.
+#[test]
+fn a_follower_without_a_leader_says_its_data_is_stale() {
+    let c = Consul::start();
+    let Some(sim) = c.sim() else { return };
+    sim.session_ttl_min(Duration::from_millis(100));
+    c.put_kv("app/colour", "red");
+    let text = "colour {{key \"app/colour\"}}\n";
+    let start = |max_stale: &str| {
+        let d = Dir::new();
+        d.write("in.hbs", text);
+        d.write(
+            "dedup.hcl",
+            &format!(
+                "deduplicate {{\n  prefix = \"{PREFIX}\"\n  TTL = \"1s\"\n  max_stale = \"{max_stale}\"\n}}\n"
+            ),
+        );
+        let port = crate::support::free_port();
+        let bg = d.spawn(&[
+            &format!("-consul-addr={}", c.addr),
+            "-config=dedup.hcl",
+            "-template=in.hbs:out.conf",
+            &format!("-status-addr={port}"),
+        ]);
+        (d, bg, port)
+    };
+    // A leader shares "red", then dies.
+    let (a, mut leader, _) = start("2s");
+    wait_until("the leader rendered", LIMIT, || {
+        a.exists("out.conf") && data_key_exists(&c)
+    });
+    leader.signal("-KILL");
+    leader.wait_exit(LIMIT);
+    // Someone else takes the lock once Consul lets the dead leader's session go.
+    let http = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap();
+    let session: Value = http
+        .put(format!("http://{}/v1/session/create", c.addr))
+        .body(r#"{"TTL": "60s", "Behavior": "release"}"#)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let session = session["ID"].as_str().unwrap().to_string();
+    let lock = lock_key(&c).expect("the lock key");
+    wait_until("the lock taken by another session", LIMIT, || {
+        http.put(format!("http://{}/v1/kv/{lock}?acquire={session}", c.addr))
+            .body("someone else")
+            .send()
+            .ok()
+            .and_then(|r| r.json::<bool>().ok())
+            == Some(true)
+    });
+    // Consul says blue now, and no leader shares it.
+    c.put_kv("app/colour", "blue");
+    let (d, bg, port) = start("500ms");
+    wait_until("rendered from the shared data", LIMIT, || {
+        d.exists("out.conf") && d.read("out.conf") == "colour red\n"
+    });
+    let ready = || {
+        http.get(format!("http://127.0.0.1:{port}/ready"))
+            .send()
+            .ok()
+            .map(|r| (r.status().as_u16(), r.text().unwrap_or_default()))
+    };
+    wait_until("/ready says the data is stale", LIMIT, || {
+        ready().is_some_and(|(code, body)| code == 200 && body.contains("stale"))
+    });
+    assert!(bg.log().contains("no leader has held"), "{}", bg.log());
+    assert!(!bg.log().contains("dedup: leading"), "{}", bg.log());
+}
+
+/// A leader stopped with SIGTERM destroys its session: another renderer leads at once, not
+/// after the TTL (10 s here).
+#[test]
+fn a_leader_that_stops_hands_over_at_once() {
+    let c = Consul::start();
+    c.register(web(1));
+    c.put_kv("app/colour", "blue");
+    let start = || {
+        let d = Dir::new();
+        d.write("in.hbs", TEMPLATE);
+        d.write(
+            "dedup.hcl",
+            &format!("deduplicate {{\n  prefix = \"{PREFIX}\"\n  TTL = \"10s\"\n}}\n"),
+        );
+        let bg = d.spawn(&[
+            &format!("-consul-addr={}", c.addr),
+            "-config=dedup.hcl",
+            "-template=in.hbs:out.conf",
+        ]);
+        (d, bg)
+    };
+    let mut first = start();
+    wait_until("a leader", LIMIT, || lock_holder(&c).is_some());
+    let second = start();
+    wait_until("the second rendered", LIMIT, || second.0.exists("out.conf"));
+    let (_, pid) = lock_holder(&c).expect("a holder");
+    let (leader, follower) = if pid == first.1.pid() {
+        (&mut first, &second)
+    } else {
+        panic!("the second renderer leads though the first was there before it");
+    };
+    leader.1.signal("-TERM");
+    assert_eq!(leader.1.wait_exit(LIMIT), Some(0), "{}", leader.1.log());
+    let stopped = Instant::now();
+    wait_until("the follower leads", Duration::from_secs(5), || {
+        lock_holder(&c).is_some_and(|(_, p)| p == follower.1.pid())
+    });
+    assert!(
+        stopped.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        stopped.elapsed()
+    );
+    c.put_kv("app/colour", "green");
+    wait_until("the new leader renders the change", LIMIT, || {
+        follower.0.read("out.conf").contains("colour green")
+    });
 }
