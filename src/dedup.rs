@@ -490,6 +490,8 @@ impl Contest {
         if raw.is_some() && raw != seen.raw {
             let bytes = raw.as_deref().unwrap_or_default();
             match decode(&self.template, bytes) {
+                // A leader elected before its first render: nothing to share yet.
+                Ok(values) if values.is_empty() => {}
                 Ok(values) => {
                     tracing::debug!(template = %self.template, values = values.len(), "dedup: new shared data");
                     let _ = self.tx.send(Event::Data(self.job, values));

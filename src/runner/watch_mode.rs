@@ -277,8 +277,10 @@ pub async fn run(
                         if !matches!(state.get(j).map(|s| &s.role), Some(Role::Follower(_))) {
                             continue;
                         }
-                        let first = matches!(state[j].role, Role::Follower(None));
                         let shared: HashSet<Dependency> = values.iter().map(|(d, _)| d.clone()).collect();
+                        // New shared dependencies change what this renderer watches itself: the
+                        // render turn (which syncs the watchers) must run even if no value changed.
+                        let resync = !matches!(&state[j].role, Role::Follower(Some(old)) if *old == shared);
                         for (dep, value) in values {
                             if store.get(&dep) == Some(value.as_ref()) {
                                 continue;
@@ -291,7 +293,7 @@ pub async fn run(
                             }
                         }
                         state[j].role = Role::Follower(Some(shared));
-                        if first {
+                        if resync {
                             dirty.insert(j);
                         }
                     }
