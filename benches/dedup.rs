@@ -91,7 +91,12 @@ fn measure(label: &str, c: &Consul, fleet: &Fleet, changes: usize) {
     let firsts = seen_by_all(fleet, &complete);
     if firsts.iter().any(Option::is_none) {
         println!("{label}: not every renderer rendered within {SEEN_WITHIN:?}");
-        if let Some((_, b)) = fleet.iter().zip(&firsts).find(|(_, f)| f.is_none()).map(|(r, _)| r) {
+        if let Some((_, b)) = fleet
+            .iter()
+            .zip(&firsts)
+            .find(|(_, f)| f.is_none())
+            .map(|(r, _)| r)
+        {
             println!("{}", b.log());
         }
         return;
@@ -113,7 +118,11 @@ fn measure(label: &str, c: &Consul, fleet: &Fleet, changes: usize) {
             // a % 4 == 0: routed by its KV path, blue until now.
             let a = k * 4;
             c.put_kv(&format!("docker-flow/app{a:03}/color"), "green");
-            let want = format!("server 10.0.1.{}:{};", 10 + host(a, 1, 0), 32768 + a * 4 + 2);
+            let want = format!(
+                "server 10.0.1.{}:{};",
+                10 + host(a, 1, 0),
+                32768 + a * 4 + 2
+            );
             Box::new(move |t: &str| t.contains(&want))
         }),
         ("instance deregistered", &|k| {
@@ -162,7 +171,11 @@ fn measure(label: &str, c: &Consul, fleet: &Fleet, changes: usize) {
             .collect();
         println!("    per change: {}", by.join(", "));
         if std::env::var_os("DEDUP_QUERIES").is_some() {
-            for q in sim.queries().iter().filter(|q| q.contains("health/state") || q.contains("catalog/services")) {
+            for q in sim
+                .queries()
+                .iter()
+                .filter(|q| q.contains("health/state") || q.contains("catalog/services"))
+            {
                 println!("      {q}");
             }
         }
@@ -241,7 +254,11 @@ fn main() {
         );
         let a = 96;
         c.put_kv(&format!("docker-flow/app{a:03}/color"), "green");
-        let want = format!("server 10.0.1.{}:{};", 10 + host(a, 1, 0), 32768 + a * 4 + 2);
+        let want = format!(
+            "server 10.0.1.{}:{};",
+            10 + host(a, 1, 0),
+            32768 + a * 4 + 2
+        );
         let after = seen_by_all(&fleet, &|t: &str| t.contains(&want));
         let worst = after.iter().max().copied().flatten();
         println!(

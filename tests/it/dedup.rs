@@ -116,11 +116,21 @@ fn renderers_share_one_leader_and_survive_its_death() {
         .collect();
     assert_eq!(leaders, vec![pid], "{}", logs(&renderers));
 
-    // A change reaches every file.
+    // A change reaches every file; only the leader asks Consul for it (a follower that took the
+    // leader's first, empty data for its whole share used to watch everything itself).
+    std::thread::sleep(Duration::from_millis(300));
+    let before = dependency_requests(sim);
     c.register(web(4));
     wait_until("all five updated", LIMIT, || {
         all_have(&renderers, &want(4, "blue"))
     });
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = dependency_requests(sim) - before;
+    assert!(
+        asked <= 2,
+        "{asked} requests for the changed service\n{}",
+        logs(&renderers)
+    );
 
     // SIGKILL the leader: its session is not destroyed, Consul drops it after its TTL (twice
     // at most), and another renderer takes the lock.
