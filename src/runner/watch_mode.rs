@@ -246,15 +246,7 @@ pub async fn run(
                 for ev in events {
                     match ev {
                         Event::Value(dep, value) => {
-                            if store.get(&dep) == Some(value.as_ref()) {
-                                continue;
-                            }
-                            Arc::make_mut(&mut store).insert(dep.clone(), value);
-                            for (j, s) in state.iter_mut().enumerate() {
-                                if s.used.contains(&dep) && s.changed(jobs[j].config.wait.or(cfg.wait), now) {
-                                    dirty.insert(j);
-                                }
-                            }
+                            take_value(&mut store, &mut state, &jobs, &cfg, &mut dirty, dep, value, now);
                         }
                         Event::Failed(dep, message) => return Err(RunError::Dependency { dependency: dep.to_string(), message }),
                         // Only the change detector's own queries send these, to it.
@@ -282,15 +274,7 @@ pub async fn run(
                         // render turn (which syncs the watchers) must run even if no value changed.
                         let resync = !matches!(&state[j].role, Role::Follower(Some(old)) if *old == shared);
                         for (dep, value) in values {
-                            if store.get(&dep) == Some(value.as_ref()) {
-                                continue;
-                            }
-                            Arc::make_mut(&mut store).insert(dep.clone(), value);
-                            for (k, s) in state.iter_mut().enumerate() {
-                                if s.used.contains(&dep) && s.changed(jobs[k].config.wait.or(cfg.wait), now) {
-                                    dirty.insert(k);
-                                }
-                            }
+                            take_value(&mut store, &mut state, &jobs, &cfg, &mut dirty, dep, value, now);
                         }
                         state[j].role = Role::Follower(Some(shared));
                         if resync {
@@ -367,6 +351,30 @@ pub async fn run(
                     Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
                 }
             }
+        }
+    }
+}
+
+/// A dependency's new value: stored, and the templates that use it marked to render (now, or
+/// after their quiescence). Nothing when it did not change.
+#[allow(clippy::too_many_arguments)]
+fn take_value(
+    store: &mut Arc<Store>,
+    state: &mut [JobState],
+    jobs: &[Job],
+    cfg: &Config,
+    dirty: &mut BTreeSet<usize>,
+    dep: Dependency,
+    value: Option<serde_json::Value>,
+    now: Instant,
+) {
+    if store.get(&dep) == Some(value.as_ref()) {
+        return;
+    }
+    Arc::make_mut(store).insert(dep.clone(), value);
+    for (j, s) in state.iter_mut().enumerate() {
+        if s.used.contains(&dep) && s.changed(jobs[j].config.wait.or(cfg.wait), now) {
+            dirty.insert(j);
         }
     }
 }

@@ -141,14 +141,7 @@ impl ConsulSource {
         mut query: Vec<(String, String)>,
         block: Option<Block>,
     ) -> Result<Answer, Failed> {
-        let timeout = match block {
-            Some(b) => {
-                query.push(("index".into(), b.index.max(1).to_string()));
-                query.push(("wait".into(), config::duration::format(b.wait)));
-                blocking_timeout(b.wait)
-            }
-            None => REQUEST_TIMEOUT,
-        };
+        let timeout = with_block(&mut query, block);
         let stale = !self.max_stale.is_zero();
         let mut q = query.clone();
         if stale {
@@ -178,14 +171,7 @@ impl ConsulSource {
         body: Vec<u8>,
         block: Option<Block>,
     ) -> Result<Reply, SourceError> {
-        let timeout = match block {
-            Some(b) => {
-                query.push(("index".into(), b.index.max(1).to_string()));
-                query.push(("wait".into(), config::duration::format(b.wait)));
-                blocking_timeout(b.wait)
-            }
-            None => REQUEST_TIMEOUT,
-        };
+        let timeout = with_block(&mut query, block);
         let body = Body {
             method,
             bytes: body.into(),
@@ -450,6 +436,18 @@ impl ConsulSource {
 impl Source for ConsulSource {
     fn fetch<'a>(&'a self, dep: &'a Dependency, block: Option<Block>) -> FetchFuture<'a> {
         Box::pin(self.attempt(dep, block))
+    }
+}
+
+/// Adds a blocking query's `index` and `wait` to `query`; the request's timeout.
+fn with_block(query: &mut Vec<(String, String)>, block: Option<Block>) -> Duration {
+    match block {
+        Some(b) => {
+            query.push(("index".into(), b.index.max(1).to_string()));
+            query.push(("wait".into(), config::duration::format(b.wait)));
+            blocking_timeout(b.wait)
+        }
+        None => REQUEST_TIMEOUT,
     }
 }
 
