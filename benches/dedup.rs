@@ -203,12 +203,7 @@ fn leader_pid(c: &Consul) -> Option<u32> {
 fn main() {
     let n = env_or("DEDUP_RENDERERS", 20);
     let changes = env_or("DEDUP_CHANGES", 20);
-    let out = std::process::Command::new("python3")
-        .arg(repo().join("examples/docker-flow/gen-data.py"))
-        .arg(APPS.to_string())
-        .output()
-        .expect("python3 examples/docker-flow/gen-data.py");
-    let data = String::from_utf8(out.stdout).expect("data");
+    let data = support::docker_flow_data(APPS);
     // DEDUP_ONLY=1: skip the fleet without dedup.
     let modes: &[bool] = if std::env::var_os("DEDUP_ONLY").is_some() {
         &[true]

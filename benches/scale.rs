@@ -60,12 +60,7 @@ fn report(kind: &str, mut latencies: Vec<Duration>, missed: usize, requests: u64
 }
 
 fn main() {
-    let out = std::process::Command::new("python3")
-        .arg(repo().join("examples/docker-flow/gen-data.py"))
-        .arg(APPS.to_string())
-        .output()
-        .expect("python3 examples/docker-flow/gen-data.py");
-    let data = String::from_utf8(out.stdout).expect("data");
+    let data = support::docker_flow_data(APPS);
     let (c, addr) = Consul::restartable(&data).expect("the simulator");
     let sim = c.sim().expect("simulator");
     let d = Dir::new();

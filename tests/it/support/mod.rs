@@ -289,6 +289,18 @@ impl Drop for Background {
     }
 }
 
+/// The Docker Flow example's data file for `apps` applications (examples/docker-flow/gen-data.py).
+/// The benches use it (they include this harness).
+#[allow(dead_code)]
+pub fn docker_flow_data(apps: usize) -> String {
+    let out = Command::new("python3")
+        .arg(repo().join("examples/docker-flow/gen-data.py"))
+        .arg(apps.to_string())
+        .output()
+        .expect("python3 examples/docker-flow/gen-data.py");
+    String::from_utf8(out.stdout).expect("the data is UTF-8")
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the caller to use).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
