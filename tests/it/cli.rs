@@ -101,9 +101,11 @@ fn unknown_and_unsupported_flags() {
     d.run(&["-vault-addr=http://v"])
         .code(13)
         .stderr_has("-vault-addr is not supported");
-    d.run(&["-dedup"])
+    d.run(&["-nomad-addr=http://n"])
         .code(13)
-        .stderr_has("-dedup is not supported");
+        .stderr_has("-nomad-addr is not supported");
+    // -dedup is a flag now (tests/it/dedup.rs); a value it cannot take is refused by name.
+    d.run(&["-dedup=maybe"]).code(13).stderr_has("-dedup");
     d.run(&["-wait"])
         .code(13)
         .stderr_has("flag needs an argument: -wait");

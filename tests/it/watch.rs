@@ -396,9 +396,10 @@ fn a_thousand_services_under_a_cap_of_128_connections() {
     assert!(max <= 128, "{max} requests were open at once");
     // 1,001 dependencies for 128 connections: the services follow the change detector, so what
     // stays open is its broad queries (health, catalog, node list), one query per node (11 with
-    // the agent's) and the template's own `services`.
+    // the agent's) and the template's own `services`: 15; a blocking query the client gave up
+    // for a first fetch (preempted) may still count at the agent until its wait ends.
     let open = sim.in_flight();
-    assert!(open <= 15, "{open} requests held open while idle");
+    assert!(open <= 20, "{open} requests held open while idle");
     // Every connection holds a share of the budget, idle or not.
     assert_eq!(
         sim.refused_connections(),
