@@ -717,3 +717,63 @@ fn the_simulator_expires_unrenewed_sessions_and_those_whose_check_fails() {
     );
     assert!(!alive(&id), "a critical serfHealth invalidates the session");
 }
+
+/// A blocking query on a missing key reports the KV table's index, as Consul's does, but waits
+/// for that key alone: other keys' writes do not wake it (Consul watches the key), its creation
+/// does.
+#[test]
+fn the_simulator_wakes_a_missing_keys_query_only_for_that_key() {
+    let sim = Sim::start();
+    let base = format!("http://{}", sim.addr);
+    let http = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap();
+    let index = |r: &reqwest::blocking::Response| -> u64 {
+        r.headers()["X-Consul-Index"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    http.put(format!("{base}/v1/kv/other"))
+        .body("1")
+        .send()
+        .unwrap();
+    let first = http.get(format!("{base}/v1/kv/missing")).send().unwrap();
+    assert_eq!(first.status(), 404);
+    let at = index(&first);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let url = format!("{base}/v1/kv/missing?index={at}&wait=5s");
+    let waiter = std::thread::spawn(move || {
+        let started = Instant::now();
+        let r = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(url)
+            .send()
+            .unwrap();
+        tx.send((r.status().as_u16(), started.elapsed())).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    http.put(format!("{base}/v1/kv/other"))
+        .body("2")
+        .send()
+        .unwrap();
+    assert!(
+        rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "another key's write woke the query"
+    );
+    http.put(format!("{base}/v1/kv/missing"))
+        .body("here")
+        .send()
+        .unwrap();
+    let (status, took) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    waiter.join().unwrap();
+    // The index it reports for a missing key moves with the table.
+    let later = http.get(format!("{base}/v1/kv/gone-never")).send().unwrap();
+    assert!(index(&later) > at);
+}

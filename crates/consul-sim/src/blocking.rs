@@ -43,12 +43,25 @@ pub(crate) enum Read {
     Json(Value, u64),
     Status(StatusCode, String, u64),
     Raw(Vec<u8>, u64),
+    /// A read that reports a table's index but that Consul wakes only when its own entry
+    /// changes (its watch set): the entry's own index. A KV key: `kvsGetTxn` reports the KV
+    /// table's index and watches the key, so a blocking query on a missing key, asked again
+    /// with the index it got, waits for that key, not for every other key's write.
+    Watched(Box<Read>, u64),
 }
 
 impl Read {
     pub(crate) fn index(&self) -> u64 {
         match self {
             Read::Json(_, i) | Read::Status(_, _, i) | Read::Raw(_, i) => *i,
+            Read::Watched(r, _) => r.index(),
+        }
+    }
+
+    fn watched(&self) -> Option<u64> {
+        match self {
+            Read::Watched(_, w) => Some(*w),
+            _ => None,
         }
     }
 }
@@ -68,6 +81,8 @@ pub(crate) async fn blocking(
         .map_or(Duration::from_secs(300), parse_wait);
     let deadline = tokio::time::Instant::now() + wait;
     let mut rx = st.changed.subscribe();
+    // What the first evaluation watched (Consul evaluates once, then waits on the watch set).
+    let mut watching: Option<u64> = None;
     loop {
         rx.borrow_and_update();
         let (read, reported, stale) = {
@@ -83,9 +98,14 @@ pub(crate) async fn blocking(
             let reported = d.reported(r.index().max(1));
             (r, reported, params.has("stale"))
         };
-        // Consul answers when the index moved either way (a lower one is a reset).
-        if want == 0 || reported != want {
+        // Consul answers when the index moved either way (a lower one is a reset); once
+        // waiting, only when what it watches changed.
+        let unchanged = watching.is_some() && watching == read.watched();
+        if want == 0 || (reported != want && !unchanged) {
             return respond(read, reported, stale);
+        }
+        if watching.is_none() {
+            watching = read.watched();
         }
         tokio::select! {
             _ = rx.changed() => {}
@@ -99,6 +119,7 @@ pub(crate) fn respond(read: Read, index: u64, stale: bool) -> Response {
         Read::Json(v, _) => Json(v).into_response(),
         Read::Status(code, body, _) => (code, body).into_response(),
         Read::Raw(bytes, _) => bytes.into_response(),
+        Read::Watched(r, _) => return respond(*r, index, stale),
     };
     let h = r.headers_mut();
     h.insert("X-Consul-Index", HeaderValue::from(index));

@@ -294,7 +294,11 @@ pub(crate) fn kv_read(d: &Data, p: &Params, key: &str) -> Read {
     }
     let idx = d.kv_index.get(key).copied().unwrap_or(d.index);
     match d.kv.get(key) {
-        None => Read::Status(StatusCode::NOT_FOUND, String::new(), idx),
+        // Consul reports the KV table's index for a missing key and wakes on that key alone.
+        None => Read::Watched(
+            Box::new(Read::Status(StatusCode::NOT_FOUND, String::new(), idx)),
+            d.kv_index.get(key).copied().unwrap_or(0),
+        ),
         Some(e) if p.has("raw") => Read::Raw(e.value.clone(), idx),
         Some(e) => Read::Json(json!([kv_pair_json(key, e)]), idx),
     }
