@@ -45,6 +45,9 @@ pub enum Event {
     Follow(usize),
     /// The leader's values for the template.
     Data(usize, Vec<(Dependency, Option<Value>)>),
+    /// Consul refused the session as asked (400: a TTL out of its range, say): retrying cannot
+    /// help, the run ends.
+    Failed(String),
 }
 
 /// What a leader shares: the values of the Consul dependencies it rendered from.
@@ -115,6 +118,7 @@ impl Dedup {
             consul.clone(),
             settings.ttl,
             session_tx,
+            tx.clone(),
         ))];
         let mut publish = Vec::new();
         for (job, id) in ids.iter().enumerate() {
@@ -200,8 +204,14 @@ fn describe(r: &Reply) -> String {
 }
 
 /// Creates the session and renews it at half its TTL; a new one when Consul says it is gone
-/// or no renewal got through for a whole TTL (the leader must assume Consul let it go).
-async fn keep_session(consul: Arc<ConsulSource>, ttl: Duration, tx: watch::Sender<Option<String>>) {
+/// or no renewal got through for a whole TTL (the leader must assume Consul let it go). A 400
+/// on creation ends the run (`Event::Failed`); other failures are retried.
+async fn keep_session(
+    consul: Arc<ConsulSource>,
+    ttl: Duration,
+    tx: watch::Sender<Option<String>>,
+    events: mpsc::UnboundedSender<Event>,
+) {
     let body = serde_json::json!({
         "Name": "consul-render de-duplication",
         "Behavior": "release",
@@ -214,6 +224,14 @@ async fn keep_session(consul: Arc<ConsulSource>, ttl: Duration, tx: watch::Sende
             Ok(r) if r.status == 200 => serde_json::from_slice::<Value>(&r.body)
                 .ok()
                 .and_then(|v| v.get("ID").and_then(Value::as_str).map(str::to_string)),
+            Ok(r) if r.status == 400 => {
+                let _ = events.send(Event::Failed(format!(
+                    "Consul refused the session (deduplicate {{ ttl = {} }}): {}",
+                    crate::config::duration::format(ttl),
+                    describe(&r)
+                )));
+                return;
+            }
             Ok(r) => {
                 tracing::error!("dedup: cannot create a session: {}", describe(&r));
                 None

@@ -38,4 +38,7 @@ pub enum RunError {
     Destination(#[from] crate::output::OutputError),
     #[error(transparent)]
     Status(#[from] crate::status::StatusError),
+    /// Dedup mode cannot work with these settings (Consul refused the session: 400).
+    #[error("dedup: {0}")]
+    Dedup(String),
 }

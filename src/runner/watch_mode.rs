@@ -265,6 +265,7 @@ pub async fn run(
                         s.role = Role::Follower(None);
                         dirty.insert(j);
                     },
+                    dedup::Event::Failed(message) => return Err(RunError::Dedup(message)),
                     dedup::Event::Data(j, values) => {
                         if !matches!(state.get(j).map(|s| &s.role), Some(Role::Follower(_))) {
                             continue;

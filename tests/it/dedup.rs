@@ -310,3 +310,26 @@ fn a_leader_that_stops_hands_over_at_once() {
         follower.0.read("out.conf").contains("colour green")
     });
 }
+
+/// A TTL Consul refuses (below its 10 s minimum) is a configuration mistake retrying cannot
+/// mend: the run ends with exit 14 and Consul's reason, and writes nothing.
+#[test]
+fn a_session_consul_refuses_ends_the_run() {
+    let c = Consul::start();
+    c.put_kv("app/colour", "blue");
+    let d = Dir::new();
+    d.write("in.hbs", TEMPLATE);
+    d.write(
+        "dedup.hcl",
+        &format!("deduplicate {{\n  prefix = \"{PREFIX}\"\n  TTL = \"1s\"\n}}\n"),
+    );
+    let mut bg = d.spawn(&[
+        &format!("-consul-addr={}", c.addr),
+        "-config=dedup.hcl",
+        "-template=in.hbs:out.conf",
+    ]);
+    assert_eq!(bg.wait_exit(LIMIT), Some(14), "{}", bg.log());
+    assert!(bg.log().contains("Invalid Session TTL"), "{}", bg.log());
+    assert!(bg.log().contains("ttl = 1s"), "{}", bg.log());
+    assert!(!d.exists("out.conf"));
+}
