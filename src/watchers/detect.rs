@@ -360,14 +360,16 @@ fn wake_named(r: &Registry, names: &BTreeSet<String>, index: u64, seen: u64, wha
 fn keep_node_watches(
     watches: &mut super::nodes::Watches,
     watched: &mut super::nodes::Nodes,
-    names: &BTreeSet<String>,
+    node_list: Option<&BTreeMap<String, [u8; 32]>>,
     limit: usize,
     registry: &Registry,
     shared: &Shared,
 ) -> BTreeSet<String> {
-    let n = names.len();
-    if n > 0 && n <= limit && n * 4 <= registry.followed_services() {
-        return watches.keep(shared, names, watched);
+    let n = node_list.map_or(0, BTreeMap::len);
+    if let Some(list) =
+        node_list.filter(|_| n > 0 && n <= limit && n * 4 <= registry.followed_services())
+    {
+        return watches.keep(shared, list, watched);
     }
     if watches.running() {
         tracing::debug!(nodes = n, "node queries stopped: looks or sweeps instead");
@@ -468,9 +470,8 @@ async fn diff_loop(
     let mut nodes: Option<super::nodes::Nodes> = None;
     // The node list's entries (address, meta), by name.
     let mut node_list: Option<BTreeMap<String, [u8; 32]>> = None;
-    // With few nodes, a blocking query on each instead of looks (`super::nodes::Watches`):
-    // the node names (from the node list) and the last answer of each.
-    let mut node_names: BTreeSet<String> = BTreeSet::new();
+    // With few nodes, a blocking query on each instead of looks (`super::nodes::Watches`),
+    // and the last answer of each.
     let mut watches = super::nodes::Watches::default();
     let mut watched = super::nodes::Nodes::new();
     let watch_limit = (batch / 2).max(1);
@@ -533,7 +534,7 @@ async fn diff_loop(
                     Dependency::Services { .. } => {
                         let now = catalog_entries(&value);
                         // The followed services may have changed in number since the node list.
-                        let gone = keep_node_watches(&mut watches, &mut watched, &node_names, watch_limit, &lock(), &shared);
+                        let gone = keep_node_watches(&mut watches, &mut watched, node_list.as_ref(), watch_limit, &lock(), &shared);
                         wake_named(&lock(), &gone, u64::MAX, u64::MAX, "nodes gone");
                         if catalog.is_none() {
                             baseline(&lock(), "catalog");
@@ -560,14 +561,13 @@ async fn diff_loop(
                     }
                     Dependency::Nodes { .. } => {
                         let now = fingerprints(&value, "Node");
-                        node_names = now.keys().cloned().collect();
-                        let gone = keep_node_watches(&mut watches, &mut watched, &node_names, watch_limit, &lock(), &shared);
+                        let old = node_list.replace(now);
+                        let gone = keep_node_watches(&mut watches, &mut watched, node_list.as_ref(), watch_limit, &lock(), &shared);
                         wake_named(&lock(), &gone, u64::MAX, u64::MAX, "nodes gone");
-                        if !watches.armed() && node_list.as_ref().is_some_and(|old| *old != now) {
+                        if !watches.armed() && old.is_some() && old != node_list {
                             // A node itself changed (its address, say): its services may have.
                             unnamed = Some(index);
                         }
-                        node_list = Some(now);
                     }
                     Dependency::Node { name: Some(name), .. } => {
                         let (names, armed_now) = watches.answer(&name, &value, &mut watched);

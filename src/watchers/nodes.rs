@@ -98,20 +98,20 @@ impl Watches {
         self.armed
     }
 
-    /// Keeps one query per node in `names` (the node list): starts those missing, stops those
+    /// Keeps one query per node of the node list: starts those missing, stops those
     /// whose node is gone. Returns the services of the nodes gone (their query may not answer
     /// again before it stops). Nodes that come after the watches began are changes: their
     /// first answer names their services.
     pub(super) fn keep(
         &mut self,
         shared: &Shared,
-        names: &BTreeSet<String>,
+        names: &BTreeMap<String, [u8; 32]>,
         views: &mut Nodes,
     ) -> BTreeSet<String> {
         let beginning = self.tasks.is_empty();
         let mut gone = BTreeSet::new();
         self.tasks.retain(|name, task| {
-            let keep = names.contains(name);
+            let keep = names.contains_key(name);
             if !keep {
                 task.abort();
                 if let Some(view) = views.remove(name) {
@@ -120,7 +120,7 @@ impl Watches {
             }
             keep
         });
-        for name in names {
+        for name in names.keys() {
             if self.tasks.contains_key(name) {
                 continue;
             }
@@ -135,7 +135,7 @@ impl Watches {
             ));
             self.tasks.insert(name.clone(), task);
         }
-        self.unseen.retain(|n| names.contains(n));
+        self.unseen.retain(|n| names.contains_key(n));
         gone
     }
 
