@@ -375,8 +375,15 @@ impl ConsulSource {
         if body.size_hint().exact().is_some_and(|n| n > limit) {
             return Err(too_big());
         }
-        // Chunks are kept as they come and joined once at the end: a growing buffer would
-        // leave its doubled copies behind, several times the answer's size.
+        // With a known length, each chunk is copied into the answer and dropped at once, which
+        // lets hyper reuse its read buffer. Without one (Consul chunks every answer over 2 KiB),
+        // chunks are kept as they come and joined once at the end: a growing buffer would leave
+        // its doubled copies behind, several times the answer's size.
+        let mut whole = body
+            .size_hint()
+            .exact()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Vec::with_capacity);
         let mut chunks = Vec::new();
         let mut total: u64 = 0;
         while let Some(frame) = body.frame().await {
@@ -391,10 +398,13 @@ impl ConsulSource {
                 if total > limit {
                     return Err(too_big());
                 }
-                chunks.push(chunk);
+                match &mut whole {
+                    Some(w) => w.extend_from_slice(&chunk),
+                    None => chunks.push(chunk),
+                }
             }
         }
-        Ok(chunks.concat())
+        Ok(whole.unwrap_or_else(|| chunks.concat()))
     }
 
     /// The agent's own node name, asked once.

@@ -269,36 +269,14 @@ impl Drop for Detector {
     }
 }
 
-/// Every check's service and modify index, by node and check ID.
-type Checks = HashMap<(String, String), (String, u64)>;
-
-fn checks(v: &Value) -> Checks {
-    let text = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    v.as_array()
+/// The health query's value (`endpoints::check_digests`): a number per service, which moves
+/// when any of its checks is added, changed or removed.
+fn check_digests(v: &Value) -> BTreeMap<String, u64> {
+    v.as_object()
         .into_iter()
         .flatten()
-        .map(|c| {
-            let modify = c.get("ModifyIndex").and_then(Value::as_u64).unwrap_or(0);
-            (
-                (text(c, "Node"), text(c, "CheckID")),
-                (text(c, "ServiceName"), modify),
-            )
-        })
+        .filter_map(|(name, d)| Some((name.clone(), d.as_u64()?)))
         .collect()
-}
-
-/// The services whose checks differ between `old` and `new` (added, removed or modified).
-fn changed_services(old: &Checks, new: &Checks) -> Vec<String> {
-    let mut names: Vec<String> = new
-        .iter()
-        .filter(|(k, v)| old.get(*k) != Some(*v))
-        .chain(old.iter().filter(|(k, _)| !new.contains_key(*k)))
-        .map(|(_, (name, _))| name.clone())
-        .filter(|n| !n.is_empty())
-        .collect();
-    names.sort();
-    names.dedup();
-    names
 }
 
 /// The names whose entries differ between two maps (added, removed or changed).
@@ -453,7 +431,7 @@ async fn diff_loop(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     };
-    let mut health: Option<Checks> = None;
+    let mut health: Option<BTreeMap<String, u64>> = None;
     let mut catalog: Option<BTreeMap<String, Value>> = None;
     // The KV query's prefix and entries (the query restarts when the followed keys' prefix
     // changes; its first answer is then a new baseline).
@@ -506,12 +484,12 @@ async fn diff_loop(
                 let mut unnamed: Option<u64> = None;
                 match dep {
                     Dependency::HealthState => {
-                        let now = checks(&value);
+                        let now = check_digests(&value);
                         if health.is_none() {
                             baseline(&lock(), "health");
                         }
                         if let Some(old) = &health {
-                            let names = changed_services(old, &now);
+                            let names = changed_names(old, &now);
                             if !names.is_empty() {
                                 if named.len() == 64 {
                                     named.pop_front();

@@ -72,13 +72,18 @@ impl ConsulSource {
                 let a = self
                     .get(&["health", "state", "any"], Vec::new(), block)
                     .await?;
-                // Only what the change detector compares: the checks' other fields (output,
-                // notes, definitions) would be most of the memory for thousands of checks.
-                let checks: Vec<CheckState> = ok_json(&a)?;
-                Ok(fetched(
-                    Some(serde_json::to_value(checks).unwrap_or_default()),
-                    a.index,
-                ))
+                // Folded as it is read into a number per service (`check_digests`): the
+                // change detector compares these, and thousands of checks are never held.
+                let digests = ok_parse(&a, |body| {
+                    let mut de = serde_json::Deserializer::from_slice(body);
+                    let digests = check_digests(&mut de)?;
+                    de.end().map(|()| digests)
+                })?;
+                let value = digests
+                    .into_iter()
+                    .map(|(name, d)| (name, Value::from(d)))
+                    .collect();
+                Ok(fetched(Some(Value::Object(value)), a.index))
             }
             Dependency::Datacenters { ignore_failing } => {
                 let a = self
@@ -170,6 +175,14 @@ fn fetched(value: Option<Value>, index: u64) -> Fetched {
 /// A 200 answer's JSON, or why not: Consul's status and body, or a body that is not the JSON
 /// this endpoint returns (a proxy in the way, a broken agent).
 pub(super) fn ok_json<T: DeserializeOwned>(a: &Answer) -> Result<T, Failed> {
+    ok_parse(a, |body| serde_json::from_slice(body))
+}
+
+/// A 200 answer read by `parse`, or why not (as `ok_json`).
+fn ok_parse<T>(
+    a: &Answer,
+    parse: impl FnOnce(&[u8]) -> serde_json::Result<T>,
+) -> Result<T, Failed> {
     if a.status != StatusCode::OK {
         let body = String::from_utf8_lossy(&a.body);
         let body: String = body.trim().chars().take(BODY_CHARS).collect();
@@ -182,7 +195,7 @@ pub(super) fn ok_json<T: DeserializeOwned>(a: &Answer) -> Result<T, Failed> {
                 .to_string(),
         ));
     }
-    serde_json::from_slice(&a.body).map_err(|e| {
+    parse(&a.body).map_err(|e| {
         let start: String = String::from_utf8_lossy(&a.body).chars().take(60).collect();
         Failed::new(
             true,
@@ -194,16 +207,93 @@ pub(super) fn ok_json<T: DeserializeOwned>(a: &Answer) -> Result<T, Failed> {
     })
 }
 
+/// `/v1/health/state/any` as one number per service: the wrapping sum of a hash of each of its
+/// checks' node, ID and modify index, so that a check added, changed or removed changes its
+/// service's number. Node checks (no service) are left out. Read check by check: the list
+/// itself is never held.
+fn check_digests<'de, D: serde::Deserializer<'de>>(de: D) -> Result<BTreeMap<String, u64>, D::Error> {
+    struct Fold(BTreeMap<String, u64>);
+    impl<'de> serde::de::Visitor<'de> for Fold {
+        type Value = BTreeMap<String, u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of checks")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(self.0)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            mut self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            use std::hash::{Hash as _, Hasher as _};
+            while let Some(c) = seq.next_element::<CheckState>()? {
+                let Some(name) = c.service_name.filter(|n| !n.is_empty()) else {
+                    continue;
+                };
+                let mut h = std::hash::DefaultHasher::new();
+                (c.node, c.check_id, c.modify_index).hash(&mut h);
+                let sum = match self.0.get_mut(name.as_ref()) {
+                    Some(sum) => sum,
+                    None => self.0.entry(name.into_owned()).or_default(),
+                };
+                *sum = sum.wrapping_add(h.finish());
+            }
+            Ok(self.0)
+        }
+    }
+    de.deserialize_any(Fold(BTreeMap::new()))
+}
+
 /// One check of `/v1/health/state/any`, as the change detector reads it (any may be null).
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct CheckState {
-    #[serde(default)]
-    node: Option<String>,
-    #[serde(rename = "CheckID", default)]
-    check_id: Option<String>,
-    #[serde(default)]
-    service_name: Option<String>,
+struct CheckState<'a> {
+    #[serde(default, borrow)]
+    node: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "CheckID", default, borrow)]
+    check_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    service_name: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     modify_index: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_digests;
+    use std::collections::BTreeMap;
+
+    fn digests(text: &str) -> BTreeMap<String, u64> {
+        check_digests(&mut serde_json::Deserializer::from_str(text)).expect("checks")
+    }
+
+    #[test]
+    fn check_digests_change_with_any_check_of_their_service() {
+        let old = digests(
+            r#"[{"Node": "n", "CheckID": "a", "ServiceName": "web", "ModifyIndex": 5},
+                {"Node": "n", "CheckID": "b", "ServiceName": "db", "ModifyIndex": 6},
+                {"Node": "m", "CheckID": "b", "ServiceName": "db", "ModifyIndex": 6, "Output": "x\"y"},
+                {"Node": "n", "CheckID": "serfHealth", "ServiceName": "", "ModifyIndex": 1}]"#,
+        );
+        assert_eq!(old.keys().collect::<Vec<_>>(), ["db", "web"]);
+        // Order does not matter.
+        let same = digests(
+            r#"[{"Node": "m", "CheckID": "b", "ServiceName": "db", "ModifyIndex": 6},
+                {"Node": "n", "CheckID": "b", "ServiceName": "db", "ModifyIndex": 6},
+                {"Node": "n", "CheckID": "a", "ServiceName": "web", "ModifyIndex": 5}]"#,
+        );
+        assert_eq!(old, same);
+        // A modify index moved (web), a check gone (db), a service with an escaped name.
+        let new = digests(
+            r#"[{"Node": "n", "CheckID": "a", "ServiceName": "web", "ModifyIndex": 9},
+                {"Node": "n", "CheckID": "b", "ServiceName": "db", "ModifyIndex": 6},
+                {"Node": "n", "CheckID": "c", "ServiceName": "api\u002dv2", "ModifyIndex": 9}]"#,
+        );
+        assert_ne!(old["web"], new["web"]);
+        assert_ne!(old["db"], new["db"]);
+        assert!(new.contains_key("api-v2"));
+        // Consul answers null for no checks on some versions; nothing else is a list.
+        assert!(digests("null").is_empty());
+        assert!(check_digests(&mut serde_json::Deserializer::from_str("{}")).is_err());
+    }
 }

@@ -43,17 +43,10 @@ fn an_unnamed_change_refreshes_the_most_recently_changed_first() {
 
 #[test]
 fn diffs_name_what_changed() {
-    let old = checks(&json!([
-        {"Node": "n", "CheckID": "a", "ServiceName": "web", "ModifyIndex": 5},
-        {"Node": "n", "CheckID": "b", "ServiceName": "db", "ModifyIndex": 6},
-        {"Node": "n", "CheckID": "serfHealth", "ServiceName": "", "ModifyIndex": 1}
-    ]));
-    let new = checks(&json!([
-        {"Node": "n", "CheckID": "a", "ServiceName": "web", "ModifyIndex": 9},
-        {"Node": "n", "CheckID": "c", "ServiceName": "api", "ModifyIndex": 9},
-        {"Node": "n", "CheckID": "serfHealth", "ServiceName": "", "ModifyIndex": 1}
-    ]));
-    assert_eq!(changed_services(&old, &new), ["api", "db", "web"]);
+    // The health query's shape: a number per service (`endpoints::check_digests`).
+    let old = check_digests(&json!({"web": 5, "db": 6}));
+    let new = check_digests(&json!({"web": 9, "api": 9}));
+    assert_eq!(changed_names(&old, &new), ["api", "db", "web"]);
     let a: BTreeMap<String, i32> = [("x".into(), 1), ("y".into(), 2)].into();
     let b: BTreeMap<String, i32> = [("x".into(), 1), ("y".into(), 3), ("z".into(), 0)].into();
     assert_eq!(changed_names(&a, &b), ["y", "z"]);
