@@ -25,9 +25,11 @@ use tokio::task::JoinHandle;
 
 mod detect;
 mod files;
+mod follower;
 mod nodes;
 use detect::Detector;
 use files::FileWatch;
+use follower::Follower;
 use tokio::time::Instant;
 
 /// Least time between two fetches of one dependency.
@@ -131,27 +133,19 @@ enum Wake {
     Blocking,
     /// Never: Consul cannot block on it (the datacenter list).
     Never,
-    /// When the change detector says it may have changed.
-    Notified(Arc<Follower>),
 }
 
-/// A dependency that follows the change detector: how it is woken, and how recent its value is.
-#[derive(Default)]
-struct Follower {
-    notify: Notify,
-    /// The Consul index of its last answer: a change no query names refreshes the most
-    /// recently changed first (a deploy in progress is likely to change them again).
-    index: std::sync::atomic::AtomicU64,
-    /// When its last fetch got its connection (`detect::ticks`): a refresh for a change seen
-    /// earlier than that is not needed, and a sweep counts it as done.
-    fetched: std::sync::atomic::AtomicU64,
+/// A watched dependency's task, or its place among the change detector's followers.
+enum Task {
+    Own(JoinHandle<()>),
+    Follows(Arc<Follower>),
 }
 
-impl Wake {
-    /// A follower's fetch is under way.
-    fn started(&self) {
-        if let Wake::Notified(f) = self {
-            f.fetched.store(detect::ticks(), Ordering::Relaxed);
+impl Task {
+    fn stop(self) {
+        match self {
+            Task::Own(t) => t.abort(),
+            Task::Follows(f) => f.stop(),
         }
     }
 }
@@ -159,8 +153,8 @@ impl Wake {
 /// Every running watcher.
 pub struct Watchers {
     shared: Shared,
-    /// Each watched dependency's task, and whether it follows the change detector.
-    tasks: HashMap<Dependency, (JoinHandle<()>, bool)>,
+    /// Each watched dependency's task, or its follower.
+    tasks: HashMap<Dependency, Task>,
     files: FileWatch,
     /// Started when there are more dependencies than connections.
     detector: Option<Detector>,
@@ -212,17 +206,15 @@ impl Watchers {
         let switched: Vec<Dependency> = self
             .tasks
             .iter()
-            .filter(|(d, (_, following))| wanted.contains(*d) && *following != follows(d))
+            .filter(|(d, t)| wanted.contains(*d) && matches!(t, Task::Follows(_)) != follows(d))
             .map(|(d, _)| d.clone())
             .collect();
         for dep in gone.iter().chain(&switched) {
-            if let Some((task, following)) = self.tasks.remove(dep) {
-                task.abort();
-                if following {
-                    if let Some(d) = self.detector.as_mut() {
-                        d.unfollow(dep);
-                    }
+            if let Some(task) = self.tasks.remove(dep) {
+                if let (Task::Follows(f), Some(d)) = (&task, self.detector.as_mut()) {
+                    d.unfollow(f);
                 }
+                task.stop();
             }
             if let Dependency::File { path, .. } = dep {
                 self.files.forget(path);
@@ -232,39 +224,41 @@ impl Watchers {
             if self.tasks.contains_key(dep) {
                 continue;
             }
-            let following = follows(dep);
             let task = match dep {
                 Dependency::File { path, .. } => {
                     self.files.watch(dep.clone(), path);
                     let tx = self.shared.tx.clone();
                     let dep = dep.clone();
-                    tokio::spawn(async move {
+                    Task::Own(tokio::spawn(async move {
                         let value = local::read_dependency(&dep);
                         let _ = tx.send(Event::Value(dep, value));
-                    })
+                    }))
+                }
+                _ if follows(dep) => {
+                    let shared = &self.shared;
+                    // A sweep's followers may hold half the connections waiting at the gate.
+                    let detector = self
+                        .detector
+                        .get_or_insert_with(|| Detector::new(shared, (self.cap / 2).max(1)));
+                    let f = detector.follow(dep);
+                    f.start(shared, shared.gate.ticket());
+                    Task::Follows(f)
                 }
                 _ => {
-                    let wake = if following {
-                        let shared = &self.shared;
-                        // A sweep's followers may hold half the connections waiting at the gate.
-                        let detector = self
-                            .detector
-                            .get_or_insert_with(|| Detector::new(shared, (self.cap / 2).max(1)));
-                        Wake::Notified(detector.follow(dep))
-                    } else if matches!(dep, Dependency::Datacenters { .. }) {
+                    let wake = if matches!(dep, Dependency::Datacenters { .. }) {
                         Wake::Never
                     } else {
                         Wake::Blocking
                     };
-                    tokio::spawn(watch_dependency(
+                    Task::Own(tokio::spawn(watch_dependency(
                         self.shared.clone(),
                         dep.clone(),
                         self.shared.gate.ticket(),
                         wake,
-                    ))
+                    )))
                 }
             };
-            self.tasks.insert(dep.clone(), (task, following));
+            self.tasks.insert(dep.clone(), task);
         }
         gone
     }
@@ -280,8 +274,8 @@ impl Watchers {
 
     /// Stops every watcher; in-flight queries are dropped.
     pub fn stop(&mut self) {
-        for (_, (task, _)) in self.tasks.drain() {
-            task.abort();
+        for (_, task) in self.tasks.drain() {
+            task.stop();
         }
         self.detector = None;
     }
@@ -306,8 +300,7 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
     // after another) are not held back 100 ms each.
     let mut last_fetch: Option<Instant> = None;
     let mut pace = false;
-    let mut delays: Option<Box<dyn Iterator<Item = Duration> + Send>> = None;
-    let mut failures: u32 = 0;
+    let mut backoff = Backoff::default();
     let blocking = matches!(wake, Wake::Blocking);
     loop {
         if let Some(at) = last_fetch.filter(|_| pace) {
@@ -323,7 +316,6 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
                 // The first fetch goes ahead of every blocking query.
                 let permit = s.gate.permits.acquire().await.ok();
                 drop(first);
-                wake.started();
                 let r = s.sources.fetch(&dep, None).await;
                 drop(permit);
                 r
@@ -342,14 +334,12 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
             }
             (None, None) => {
                 let _permit = s.gate.permits.acquire().await;
-                wake.started();
                 s.sources.fetch(&dep, None).await
             }
         };
         match result {
             Ok(f) => {
-                delays = None;
-                failures = 0;
+                backoff = Backoff::default();
                 // An index that went backwards means the server state was reset: start over.
                 let moved = f.index > index;
                 index = if f.index < index { 0 } else { f.index.max(1) };
@@ -367,38 +357,14 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
                         return;
                     }
                 }
-                match &wake {
-                    Wake::Blocking => {}
-                    Wake::Never => std::future::pending::<()>().await,
-                    Wake::Notified(f) => {
-                        f.index.store(index, Ordering::Relaxed);
-                        f.notify.notified().await;
-                    }
+                if let Wake::Never = wake {
+                    std::future::pending::<()>().await;
                 }
             }
             Err(e) => {
-                failures += 1;
-                let rendered = s.all_rendered.load(Ordering::Relaxed);
-                let give_up = |msg: String| {
-                    let _ = s.tx.send(Event::Failed(dep.clone(), msg));
-                };
-                let policy = s.sources.retry();
-                if !rendered && (matches!(e, SourceError::Fatal(_)) || !policy.enabled) {
-                    return give_up(e.to_string());
+                if backoff.wait(&s, &dep, e).await.is_err() {
+                    return;
                 }
-                let steps = delays.get_or_insert_with(|| Box::new(retry::delays(policy, false)));
-                let wait = match steps.next() {
-                    Some(d) => d,
-                    None if rendered => policy.max_backoff.max(policy.backoff),
-                    None => return give_up(format!("{e} (gave up after {failures} attempts)")),
-                };
-                tracing::warn!(
-                    dependency = %dep,
-                    attempt = failures,
-                    "{e}; retrying in {}ms",
-                    wait.as_millis()
-                );
-                tokio::time::sleep(wait).await;
                 // Start the next query afresh: the error may have been a reset.
                 last_fetch = None;
                 // A dependency that has no value yet keeps its place ahead of blocking queries:
@@ -408,6 +374,50 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
                 }
             }
         }
+    }
+}
+
+/// A dependency's retries after errors: the once-mode backoff until every template has
+/// rendered once (then an error ends the run), after that the maximum backoff for ever.
+#[derive(Default)]
+struct Backoff {
+    delays: Option<Box<dyn Iterator<Item = Duration> + Send>>,
+    failures: u32,
+}
+
+impl Backoff {
+    /// Waits before the next try after `e`; `Err` when the dependency gave up (the runner has
+    /// been told).
+    async fn wait(&mut self, s: &Shared, dep: &Dependency, e: SourceError) -> Result<(), ()> {
+        self.failures += 1;
+        let rendered = s.all_rendered.load(Ordering::Relaxed);
+        let give_up = |msg: String| {
+            let _ = s.tx.send(Event::Failed(dep.clone(), msg));
+            Err(())
+        };
+        let policy = s.sources.retry();
+        if !rendered && (matches!(e, SourceError::Fatal(_)) || !policy.enabled) {
+            return give_up(e.to_string());
+        }
+        let steps = self
+            .delays
+            .get_or_insert_with(|| Box::new(retry::delays(policy, false)));
+        let wait = match steps.next() {
+            Some(d) => d,
+            None if rendered => policy.max_backoff.max(policy.backoff),
+            None => {
+                let failures = self.failures;
+                return give_up(format!("{e} (gave up after {failures} attempts)"));
+            }
+        };
+        tracing::warn!(
+            dependency = %dep,
+            attempt = self.failures,
+            "{e}; retrying in {}ms",
+            wait.as_millis()
+        );
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 }
 

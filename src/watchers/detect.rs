@@ -49,27 +49,29 @@ pub(super) fn followable(dep: &Dependency) -> bool {
 #[derive(Default)]
 struct Registry {
     /// Service name → its followers.
-    services: HashMap<String, Vec<(Dependency, Arc<Follower>)>>,
+    services: HashMap<String, Vec<Arc<Follower>>>,
     /// Key path → its followers.
-    keys: HashMap<String, Vec<(Dependency, Arc<Follower>)>>,
+    keys: HashMap<String, Vec<Arc<Follower>>>,
 }
 
 impl Registry {
-    fn wake_service(&self, name: &str) -> usize {
-        self.services
-            .get(name)
-            .map_or(0, |list| wake_all(list.iter().map(|(_, n)| n)))
+    fn wake_service(&self, name: &str, s: &Shared) -> usize {
+        self.services.get(name).map_or(0, |list| wake_all(list, s))
     }
 
     /// Wakes the followers of `name` that may not have seen the write at `index`, first seen
     /// by a broad query at `seen` (`ticks`): those whose last answer is older and whose last
     /// fetch began before it. A node's query and the catalog's or the health query can all
     /// name one write; a follower already woken by the first need not fetch again.
-    fn wake_service_unseen(&self, name: &str, index: u64, seen: u64) -> usize {
+    fn wake_service_unseen(&self, name: &str, index: u64, seen: u64, s: &Shared) -> usize {
         self.services.get(name).map_or(0, |list| {
-            wake_all(list.iter().map(|(_, f)| f).filter(|f| {
-                f.index.load(Ordering::Relaxed) < index && f.fetched.load(Ordering::Relaxed) < seen
-            }))
+            wake_all(
+                list.iter().filter(|f| {
+                    f.index.load(Ordering::Relaxed) < index
+                        && f.fetched.load(Ordering::Relaxed) < seen
+                }),
+                s,
+            )
         })
     }
 
@@ -78,29 +80,26 @@ impl Registry {
         self.services.values().map(Vec::len).sum()
     }
 
-    fn wake_every_service(&self) -> usize {
-        wake_all(self.services.values().flatten().map(|(_, f)| f))
+    fn wake_every_service(&self, s: &Shared) -> usize {
+        wake_all(self.services.values().flatten(), s)
     }
 
     /// The order a sweep refreshes the followed services in: the `SWEEP_NEWEST` most recently
     /// changed (highest Consul index) first, then the least recently fetched.
     fn sweep_order(&self) -> VecDeque<Arc<Follower>> {
-        let mut all: Vec<&Arc<Follower>> =
-            self.services.values().flatten().map(|(_, f)| f).collect();
+        let mut all: Vec<&Arc<Follower>> = self.services.values().flatten().collect();
         all.sort_by_key(|f| std::cmp::Reverse(f.index.load(Ordering::Relaxed)));
         let mut rest = all.split_off(all.len().min(SWEEP_NEWEST));
         rest.sort_by_key(|f| f.fetched.load(Ordering::Relaxed));
         all.into_iter().chain(rest).cloned().collect()
     }
 
-    fn wake_every_key(&self) -> usize {
-        wake_all(self.keys.values().flatten().map(|(_, n)| n))
+    fn wake_every_key(&self, s: &Shared) -> usize {
+        wake_all(self.keys.values().flatten(), s)
     }
 
-    fn wake_key(&self, path: &str) -> usize {
-        self.keys
-            .get(path)
-            .map_or(0, |list| wake_all(list.iter().map(|(_, n)| n)))
+    fn wake_key(&self, path: &str, s: &Shared) -> usize {
+        self.keys.get(path).map_or(0, |list| wake_all(list, s))
     }
 
     /// The longest common prefix of the followed keys, cut after its last `/`.
@@ -123,8 +122,10 @@ impl Registry {
     }
 }
 
-fn wake_all<'a>(list: impl Iterator<Item = &'a Arc<Follower>>) -> usize {
-    list.map(|f| f.notify.notify_one()).count()
+/// Wakes every follower in `list`; `s` is the watchers' (the followers' values go to the
+/// runner, not to the detector).
+fn wake_all<'a>(list: impl IntoIterator<Item = &'a Arc<Follower>>, s: &Shared) -> usize {
+    list.into_iter().map(|f| f.wake(s)).count()
 }
 
 /// The broad queries and the loop that turns their answers into wake-ups.
@@ -154,6 +155,7 @@ impl Detector {
             registry.clone(),
             sweep_batch.max(1),
             detector_shared.clone(),
+            shared.clone(),
         ));
         Detector {
             registry,
@@ -181,16 +183,16 @@ impl Detector {
         ))
     }
 
-    /// Registers a follower; it is woken when its value may have changed.
+    /// Registers a follower for `dep`; it is woken when its value may have changed.
     pub(super) fn follow(&mut self, dep: &Dependency) -> Arc<Follower> {
-        let wake = Arc::new(Follower::default());
+        let f = Arc::new(Follower::new(dep.clone()));
         match dep {
             Dependency::Service(q) => {
                 self.lock()
                     .services
                     .entry(q.name.clone())
                     .or_default()
-                    .push((dep.clone(), wake.clone()));
+                    .push(f.clone());
                 if self.health.is_none() {
                     self.health = Some(self.spawn(Dependency::HealthState));
                     self.catalog = Some(self.spawn(Dependency::Services {
@@ -209,29 +211,29 @@ impl Detector {
                     .keys
                     .entry(path.clone())
                     .or_default()
-                    .push((dep.clone(), wake.clone()));
+                    .push(f.clone());
                 self.watch_prefix();
             }
             _ => {}
         }
-        wake
+        f
     }
 
-    pub(super) fn unfollow(&mut self, dep: &Dependency) {
+    pub(super) fn unfollow(&mut self, f: &Arc<Follower>) {
         let mut r = self.lock();
-        let (map, key) = match dep {
+        let (map, key) = match &f.dep {
             Dependency::Service(q) => (&mut r.services, &q.name),
             Dependency::Key { path, .. } => (&mut r.keys, path),
             _ => return,
         };
         if let Some(list) = map.get_mut(key) {
-            list.retain(|(d, _)| d != dep);
+            list.retain(|g| !Arc::ptr_eq(f, g));
             if list.is_empty() {
                 map.remove(key);
             }
         }
         drop(r);
-        if matches!(dep, Dependency::Key { .. }) {
+        if matches!(f.dep, Dependency::Key { .. }) {
             self.watch_prefix();
         }
     }
@@ -321,11 +323,17 @@ fn fingerprints(v: &Value, field: &str) -> BTreeMap<String, [u8; 32]> {
 
 /// Wakes the followers of `names` that may not have seen the write at `index` (first seen at
 /// `seen`).
-fn wake_named(r: &Registry, names: &BTreeSet<String>, index: u64, seen: u64, what: &str) {
+fn wake_named(
+    r: &Registry,
+    names: &BTreeSet<String>,
+    (index, seen): (u64, u64),
+    s: &Shared,
+    what: &str,
+) {
     if !names.is_empty() {
         let woken: usize = names
             .iter()
-            .map(|n| r.wake_service_unseen(n, index, seen))
+            .map(|n| r.wake_service_unseen(n, index, seen, s))
             .sum();
         tracing::debug!(services = ?names, woken, "{what} named services");
     }
@@ -359,8 +367,8 @@ fn keep_node_watches(
 
 /// A broad query's first answer: its followers may have fetched before it, so a change in
 /// between would go unseen; each is fetched once more.
-fn baseline(r: &Registry, what: &str) {
-    let woken = r.wake_every_service();
+fn baseline(r: &Registry, what: &str, s: &Shared) {
+    let woken = r.wake_every_service(s);
     tracing::debug!(woken, "{what} baseline: refreshing every followed service");
 }
 
@@ -425,6 +433,7 @@ async fn diff_loop(
     registry: Arc<Mutex<Registry>>,
     batch: usize,
     shared: Shared,
+    followers: Shared,
 ) {
     let lock = || {
         registry
@@ -486,7 +495,7 @@ async fn diff_loop(
                     Dependency::HealthState => {
                         let now = check_digests(&value);
                         if health.is_none() {
-                            baseline(&lock(), "health");
+                            baseline(&lock(), "health", &followers);
                         }
                         if let Some(old) = &health {
                             let names = changed_names(old, &now);
@@ -496,7 +505,7 @@ async fn diff_loop(
                                 }
                                 named.push_back(index);
                                 let r = lock();
-                                let woken: usize = names.iter().map(|n| r.wake_service(n)).sum();
+                                let woken: usize = names.iter().map(|n| r.wake_service(n, &followers)).sum();
                                 tracing::debug!(services = ?names, woken, "health changed");
                             }
                             if let Some(sw) = &mut sweep {
@@ -513,9 +522,9 @@ async fn diff_loop(
                         let now = catalog_entries(&value);
                         // The followed services may have changed in number since the node list.
                         let gone = keep_node_watches(&mut watches, &mut watched, node_list.as_ref(), watch_limit, &lock(), &shared);
-                        wake_named(&lock(), &gone, u64::MAX, u64::MAX, "nodes gone");
+                        wake_named(&lock(), &gone, (u64::MAX, u64::MAX), &followers, "nodes gone");
                         if catalog.is_none() {
-                            baseline(&lock(), "catalog");
+                            baseline(&lock(), "catalog", &followers);
                             // The first look at every node, for the next unnamed change.
                             if !looking {
                                 start_look(&mut looking);
@@ -525,7 +534,7 @@ async fn diff_loop(
                             let names = changed_names(old, &now);
                             if !names.is_empty() {
                                 let r = lock();
-                                let woken: usize = names.iter().map(|n| r.wake_service(n)).sum();
+                                let woken: usize = names.iter().map(|n| r.wake_service(n, &followers)).sum();
                                 tracing::debug!(services = ?names, woken, "catalog changed");
                             } else if named.contains(&index) {
                                 // The health query named this write already.
@@ -541,7 +550,7 @@ async fn diff_loop(
                         let now = fingerprints(&value, "Node");
                         let old = node_list.replace(now);
                         let gone = keep_node_watches(&mut watches, &mut watched, node_list.as_ref(), watch_limit, &lock(), &shared);
-                        wake_named(&lock(), &gone, u64::MAX, u64::MAX, "nodes gone");
+                        wake_named(&lock(), &gone, (u64::MAX, u64::MAX), &followers, "nodes gone");
                         if !watches.armed() && old.is_some() && old != node_list {
                             // A node itself changed (its address, say): its services may have.
                             unnamed = Some(index);
@@ -552,10 +561,10 @@ async fn diff_loop(
                         let r = lock();
                         if armed_now {
                             // A change before a node's first answer is in that answer.
-                            baseline(&r, "node queries");
+                            baseline(&r, "node queries", &followers);
                         }
                         let seen = first_seen.iter().find(|(i, _)| *i == index).map_or_else(ticks, |(_, t)| *t);
-                        wake_named(&r, &names, index, seen, "a node's query");
+                        wake_named(&r, &names, (index, seen), &followers, "a node's query");
                     }
                     Dependency::KeyPrefix { prefix, .. } => {
                         let now = fingerprints(&value, "Path");
@@ -563,11 +572,11 @@ async fn diff_loop(
                             Some((p, old)) if *p == prefix => {
                                 let r = lock();
                                 for path in changed_names(old, &now) {
-                                    r.wake_key(&path);
+                                    r.wake_key(&path, &followers);
                                 }
                             }
                             _ => {
-                                let woken = lock().wake_every_key();
+                                let woken = lock().wake_every_key(&followers);
                                 tracing::debug!(woken, "key baseline: refreshing every followed key");
                             }
                         }
@@ -603,7 +612,7 @@ async fn diff_loop(
                     _ if for_indexes.is_empty() => {}
                     Some(names) if !names.is_empty() => {
                         let r = lock();
-                        let woken: usize = names.iter().map(|n| r.wake_service(n)).sum();
+                        let woken: usize = names.iter().map(|n| r.wake_service(n, &followers)).sum();
                         tracing::debug!(services = ?names, woken, "the nodes named what the catalog changed");
                     }
                     // Nothing visible per node (or a request failed): every followed service.
@@ -628,7 +637,7 @@ async fn diff_loop(
                         let Some(f) = sw.queue.pop_front() else { break };
                         // A fetch that started since the sweep began saw the write.
                         if f.fetched.load(Ordering::Relaxed) < began {
-                            f.notify.notify_one();
+                            f.wake(&followers);
                             sw.waiting.push((f, ticks()));
                         }
                     }

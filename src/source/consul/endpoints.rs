@@ -211,7 +211,9 @@ fn ok_parse<T>(
 /// checks' node, ID and modify index, so that a check added, changed or removed changes its
 /// service's number. Node checks (no service) are left out. Read check by check: the list
 /// itself is never held.
-fn check_digests<'de, D: serde::Deserializer<'de>>(de: D) -> Result<BTreeMap<String, u64>, D::Error> {
+fn check_digests<'de, D: serde::Deserializer<'de>>(
+    de: D,
+) -> Result<BTreeMap<String, u64>, D::Error> {
     struct Fold(BTreeMap<String, u64>);
     impl<'de> serde::de::Visitor<'de> for Fold {
         type Value = BTreeMap<String, u64>;

@@ -5,10 +5,10 @@ use serde_json::json;
 fn an_unnamed_change_refreshes_the_most_recently_changed_first() {
     let mut r = Registry::default();
     for (name, index) in [("old", 5), ("newest", 90), ("middle", 40)] {
-        let f = Arc::new(Follower::default());
-        f.index.store(index, Ordering::Relaxed);
         let dep = Dependency::Service(crate::dependency::parse_service(name).unwrap());
-        r.services.entry(name.into()).or_default().push((dep, f));
+        let f = Arc::new(Follower::new(dep));
+        f.index.store(index, Ordering::Relaxed);
+        r.services.entry(name.into()).or_default().push(f);
     }
     let order: Vec<u64> = r
         .sweep_order()
@@ -18,20 +18,14 @@ fn an_unnamed_change_refreshes_the_most_recently_changed_first() {
     assert_eq!(order, [90, 40, 5]);
     // Past the newest, the least recently fetched go first.
     for i in 0..SWEEP_NEWEST as u64 + 2 {
-        let f = Arc::new(Follower::default());
-        f.index.store(1000 + i, Ordering::Relaxed);
         let dep = Dependency::Service(crate::dependency::parse_service("x").unwrap());
-        r.services.entry("x".into()).or_default().push((dep, f));
+        let f = Arc::new(Follower::new(dep));
+        f.index.store(1000 + i, Ordering::Relaxed);
+        r.services.entry("x".into()).or_default().push(f);
     }
-    r.services["old"][0].1.fetched.store(7, Ordering::Relaxed);
-    r.services["newest"][0]
-        .1
-        .fetched
-        .store(9, Ordering::Relaxed);
-    r.services["middle"][0]
-        .1
-        .fetched
-        .store(8, Ordering::Relaxed);
+    r.services["old"][0].fetched.store(7, Ordering::Relaxed);
+    r.services["newest"][0].fetched.store(9, Ordering::Relaxed);
+    r.services["middle"][0].fetched.store(8, Ordering::Relaxed);
     let tail: Vec<u64> = r
         .sweep_order()
         .iter()
