@@ -358,6 +358,10 @@ pub fn parse_kv(
         Regex::new(r"^/?(?P<key>[^@?]+)(\?(?P<query>[\w\-=&]+))?(@(?P<dc>[\w.\-]+))?$")
             .expect("static regex")
     });
+    // The common case, a plain path, without the regex (a template may ask for thousands).
+    if !input.is_empty() && !input.contains(['@', '?']) {
+        return Ok((input.trim_start_matches('/').to_string(), None, Vec::new()));
+    }
     let caps = RE
         .captures(input)
         .ok_or_else(|| qerr(kind, input, "expected path[?query][@dc]"))?;

@@ -150,11 +150,14 @@ impl Task {
     }
 }
 
+/// The dependencies the templates use, borrowed from their last renders.
+pub type Wanted<'a> = HashSet<&'a Dependency, crate::template::scope::Hasher>;
+
 /// Every running watcher.
 pub struct Watchers {
     shared: Shared,
     /// Each watched dependency's task, or its follower.
-    tasks: HashMap<Dependency, Task>,
+    tasks: HashMap<Dependency, Task, crate::template::scope::Hasher>,
     files: FileWatch,
     /// Started when there are more dependencies than connections.
     detector: Option<Detector>,
@@ -180,7 +183,7 @@ impl Watchers {
                 all_rendered,
                 every_index: false,
             },
-            tasks: HashMap::new(),
+            tasks: HashMap::default(),
             files,
             detector: None,
             cap: cfg.consul.max_connections as usize,
@@ -192,21 +195,21 @@ impl Watchers {
     ///
     /// With more Consul dependencies than `max_connections`, service and key dependencies follow
     /// the change detector instead of holding a blocking query each (`detect`).
-    pub fn sync(&mut self, wanted: &HashSet<Dependency>) -> Vec<Dependency> {
+    pub fn sync(&mut self, wanted: &Wanted<'_>) -> Vec<Dependency> {
         let detect = !self.shared.sources.is_data()
             && wanted.iter().filter(|d| d.is_consul()).count() > self.cap;
         let follows = |dep: &Dependency| detect && detect::followable(dep);
         let gone: Vec<Dependency> = self
             .tasks
             .keys()
-            .filter(|d| !wanted.contains(*d))
+            .filter(|d| !wanted.contains(d))
             .cloned()
             .collect();
         // A dependency that changes between blocking and following is started again.
         let switched: Vec<Dependency> = self
             .tasks
             .iter()
-            .filter(|(d, t)| wanted.contains(*d) && matches!(t, Task::Follows(_)) != follows(d))
+            .filter(|(d, t)| wanted.contains(d) && matches!(t, Task::Follows(_)) != follows(d))
             .map(|(d, _)| d.clone())
             .collect();
         for dep in gone.iter().chain(&switched) {
@@ -220,7 +223,7 @@ impl Watchers {
                 self.files.forget(path);
             }
         }
-        for dep in wanted {
+        for &dep in wanted {
             if self.tasks.contains_key(dep) {
                 continue;
             }

@@ -5,6 +5,7 @@
 use crate::dependency::Dependency;
 use crate::runner::Job;
 use crate::source::{SourceError, Sources};
+use crate::template::scope::DepSet;
 use crate::template::{Missing, Store, TemplateError};
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -58,8 +59,9 @@ pub async fn once(
             stats.passes += 1;
             let snapshot = store.clone();
             let mut outputs = Vec::with_capacity(jobs.len());
-            let mut used: Vec<Dependency> = Vec::new();
-            let mut wanted: Vec<Dependency> = Vec::new();
+            // Sets in first-use order: thousands of dependencies must not cost n² comparisons.
+            let mut used = DepSet::default();
+            let mut wanted = DepSet::default();
             let mut never: Vec<(String, Missing)> = Vec::new();
             pending_report.clear();
             for job in jobs {
@@ -71,7 +73,7 @@ pub async fn once(
                     match m {
                         Missing::Pending(d) => {
                             if !wanted.contains(d) {
-                                wanted.push(d.clone());
+                                wanted.insert(d.clone());
                             }
                             pending_report.push((job.name.clone(), m.clone()));
                         }
@@ -80,11 +82,7 @@ pub async fn once(
                         }
                     }
                 }
-                for d in r.used {
-                    if !used.contains(&d) {
-                        used.push(d);
-                    }
-                }
+                used.extend(r.used);
                 outputs.push(r.output);
             }
             if !never.is_empty() {
@@ -95,9 +93,14 @@ pub async fn once(
             }
             if wanted.is_empty() {
                 drop(snapshot);
-                return Ok((outputs, used, std::mem::take(&mut store)));
+                return Ok((
+                    outputs,
+                    used.into_iter().collect(),
+                    std::mem::take(&mut store),
+                ));
             }
             drop(snapshot);
+            let wanted: Vec<Dependency> = wanted.into_iter().collect();
             let fetched = futures_join(sources, &wanted).await;
             stats.fetches += wanted.len();
             for (dep, result) in wanted.into_iter().zip(fetched) {

@@ -18,7 +18,7 @@ use crate::runner::{deliver, Job};
 use crate::source::consul::ConsulSource;
 use crate::source::Sources;
 use crate::template::{Missing, Store};
-use crate::watchers::{Event, Watchers};
+use crate::watchers::{Event, Wanted, Watchers};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -47,7 +47,7 @@ enum Role {
 
 #[derive(Default)]
 struct JobState {
-    used: HashSet<Dependency>,
+    used: crate::template::scope::DepSet,
     rendered_once: bool,
     /// Its last render had every value.
     complete: bool,
@@ -219,8 +219,7 @@ pub async fn run(
                     &format!("STATUS=all {} templates rendered; watching", jobs.len()),
                 ]);
             }
-            let wanted: HashSet<Dependency> =
-                state.iter().flat_map(|s| s.watched().cloned()).collect();
+            let wanted: Wanted = state.iter().flat_map(JobState::watched).collect();
             for gone in watchers.sync(&wanted) {
                 // A value a leader's data gave stays (no watcher of ours kept it).
                 if !state.iter().any(|s| s.shares(&gone)) {
@@ -334,7 +333,7 @@ pub async fn run(
                             // Instances fetched so far lack fields the new templates read: fetch
                             // everything again before anything renders from them.
                             tracing::info!("the templates read more instance fields: fetching again");
-                            for gone in watchers.sync(&HashSet::new()) {
+                            for gone in watchers.sync(&Wanted::default()) {
                                 Arc::make_mut(&mut store).remove(&gone);
                             }
                         }
@@ -422,7 +421,7 @@ fn render_and_deliver(
         let job = &jobs[j];
         match job.engine.render(store.clone()) {
             Ok(r) => {
-                state[j].used = r.used.into_iter().collect();
+                state[j].used = r.used;
                 state[j].complete = r.missing.is_empty();
                 count(
                     job,

@@ -12,7 +12,6 @@ pub mod scope;
 pub use error::TemplateError;
 pub use scope::{Missing, Store};
 
-use crate::dependency::Dependency;
 use handlebars::template::{HelperTemplate, Parameter, Template, TemplateElement};
 use handlebars::{Handlebars, Renderable as _};
 use std::path::PathBuf;
@@ -46,7 +45,8 @@ pub struct Options {
 #[derive(Debug)]
 pub struct Rendered {
     pub output: String,
-    pub used: Vec<Dependency>,
+    /// In the order the render first used them.
+    pub used: scope::DepSet,
     /// Empty when the render is complete.
     pub missing: Vec<Missing>,
 }

@@ -10,6 +10,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The hasher of the maps a render looks dependencies up in (thousands of lookups a render):
+/// foldhash, seeded per process, instead of the standard `SipHash`.
+pub type Hasher = foldhash::fast::RandomState;
+
+/// Dependencies in the order a render first used them.
+pub type DepSet = indexmap::IndexSet<Dependency, Hasher>;
+
 /// Fetched values by dependency, held where handlebars reads them without copying: the values
 /// are the elements of one JSON array, the root of the render's handlebars context, and a helper
 /// returning a stored value hands handlebars its path in that array (`service` over 10,000
@@ -17,7 +24,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct Store {
     context: handlebars::Context,
-    slots: HashMap<Dependency, Slot>,
+    slots: HashMap<Dependency, Slot, Hasher>,
     /// Array elements left by removed dependencies, reused before the array grows.
     free: Vec<usize>,
 }
@@ -40,7 +47,7 @@ impl Store {
     pub fn new() -> Store {
         Store {
             context: handlebars::Context::from(Value::Array(Vec::new())),
-            slots: HashMap::new(),
+            slots: HashMap::default(),
             free: Vec::new(),
         }
     }
@@ -168,11 +175,8 @@ pub enum Lookup {
 struct State {
     store: Arc<Store>,
     sandbox: Option<PathBuf>,
-    used: Vec<Dependency>,
-    /// `used` as a set: a template calling 1,000 helpers must not cost 1,000² comparisons.
-    seen: std::collections::HashSet<Dependency>,
-    missing: Vec<Missing>,
-    missing_seen: std::collections::HashSet<Missing>,
+    used: DepSet,
+    missing: indexmap::IndexSet<Missing, Hasher>,
 }
 
 thread_local! {
@@ -182,7 +186,7 @@ thread_local! {
 /// What a finished render recorded.
 #[derive(Debug, Default)]
 pub struct Recorded {
-    pub used: Vec<Dependency>,
+    pub used: DepSet,
     pub missing: Vec<Missing>,
 }
 
@@ -195,10 +199,8 @@ impl Scope {
             *c.borrow_mut() = Some(State {
                 store,
                 sandbox,
-                used: Vec::new(),
-                seen: std::collections::HashSet::default(),
-                missing: Vec::new(),
-                missing_seen: std::collections::HashSet::default(),
+                used: DepSet::default(),
+                missing: indexmap::IndexSet::default(),
             });
         });
         Scope(())
@@ -208,7 +210,7 @@ impl Scope {
         CURRENT.with(|c| match c.borrow_mut().take() {
             Some(s) => Recorded {
                 used: s.used,
-                missing: s.missing,
+                missing: s.missing.into_iter().collect(),
             },
             None => Recorded::default(),
         })
@@ -229,17 +231,16 @@ pub fn lookup(dep: Dependency) -> Lookup {
         let Some(state) = guard.as_mut() else {
             return Lookup::Pending;
         };
-        let found = state.store.slots.get(&dep).copied();
-        if state.seen.insert(dep.clone()) {
-            state.used.push(dep.clone());
-        }
-        match found {
-            None => {
-                push_missing(state, Missing::Pending(dep));
-                Lookup::Pending
-            }
-            Some(Slot::Absent) => Lookup::Absent,
-            Some(Slot::Value(index)) => Lookup::Present(Stored {
+        let Some(slot) = state.store.slots.get(&dep).copied() else {
+            state.used.insert(dep.clone());
+            push_missing(state, Missing::Pending(dep));
+            return Lookup::Pending;
+        };
+        // Moved in, not copied (one already recorded is dropped).
+        state.used.insert(dep);
+        match slot {
+            Slot::Absent => Lookup::Absent,
+            Slot::Value(index) => Lookup::Present(Stored {
                 store: state.store.clone(),
                 index,
             }),
@@ -257,9 +258,7 @@ pub fn mark_missing(m: Missing) {
 }
 
 fn push_missing(state: &mut State, m: Missing) {
-    if state.missing_seen.insert(m.clone()) {
-        state.missing.push(m);
-    }
+    state.missing.insert(m);
 }
 
 /// The template's `sandbox_path`, if any.
