@@ -114,6 +114,10 @@ pub enum Dependency {
     /// blocks on to learn which services changed when it watches more of them than it has
     /// connections. No helper asks for it.
     HealthState,
+    /// Every service's tags in the agent's datacenter (`/v1/catalog/services`), as a number per
+    /// service: the change detector's catalog query beside `HealthState`, which needs no copy of
+    /// the `services` list. No helper asks for it.
+    ServiceTags,
     /// `file`: a local file's contents, read within the template's `sandbox_path` if any.
     File {
         path: PathBuf,
@@ -188,6 +192,7 @@ impl fmt::Display for Dependency {
                 write!(f, "kv.list({prefix}{})", suffix(dc, None, query))
             }
             Dependency::HealthState => f.write_str("health.state(any)"),
+            Dependency::ServiceTags => f.write_str("catalog.services(tags)"),
             Dependency::File { path, .. } => write!(f, "file({})", path.display()),
         }
     }

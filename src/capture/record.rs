@@ -115,7 +115,7 @@ pub(super) async fn record(
                     .filter_map(|d| d.as_str().map(str::to_string))
                     .collect();
             }
-            Dependency::File { .. } | Dependency::HealthState => {}
+            Dependency::File { .. } | Dependency::HealthState | Dependency::ServiceTags => {}
         }
     }
     Ok(rec)
@@ -175,9 +175,10 @@ pub(super) fn supported(dep: &Dependency, agent_dc: Option<&str>) -> Result<(), 
         Dependency::Key { dc, query, .. } | Dependency::KeyPrefix { dc, query, .. } => {
             (query, dc.as_deref())
         }
-        Dependency::Datacenters { .. } | Dependency::File { .. } | Dependency::HealthState => {
-            return Ok(())
-        }
+        Dependency::Datacenters { .. }
+        | Dependency::File { .. }
+        | Dependency::HealthState
+        | Dependency::ServiceTags => return Ok(()),
     };
     if !query.is_empty() {
         return refuse("a data file has no namespaces, partitions or peers (?query parameters)");

@@ -303,7 +303,7 @@ impl Catalog {
                 };
                 Some(model::kv_list(&pairs, prefix))
             }
-            Dependency::File { .. } | Dependency::HealthState => {
+            Dependency::File { .. } | Dependency::HealthState | Dependency::ServiceTags => {
                 return Err(SourceError::Fatal(format!(
                     "{dep} is not answered by the data file"
                 )))

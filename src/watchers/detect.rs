@@ -195,10 +195,7 @@ impl Detector {
                     .push(f.clone());
                 if self.health.is_none() {
                     self.health = Some(self.spawn(Dependency::HealthState));
-                    self.catalog = Some(self.spawn(Dependency::Services {
-                        dc: None,
-                        query: Vec::new(),
-                    }));
+                    self.catalog = Some(self.spawn(Dependency::ServiceTags));
                     self.nodes = Some(self.spawn(Dependency::Nodes {
                         dc: None,
                         near: None,
@@ -271,9 +268,9 @@ impl Drop for Detector {
     }
 }
 
-/// The health query's value (`endpoints::check_digests`): a number per service, which moves
-/// when any of its checks is added, changed or removed.
-fn check_digests(v: &Value) -> BTreeMap<String, u64> {
+/// The health and catalog queries' values (`endpoints::check_digests`, `tag_digests`): a
+/// number per service, which moves when any of its checks, or its tags, change.
+fn digests(v: &Value) -> BTreeMap<String, u64> {
     v.as_object()
         .into_iter()
         .flatten()
@@ -295,18 +292,6 @@ fn changed_names<V: PartialEq>(
     names.sort();
     names.dedup();
     names
-}
-
-/// The `services` value (`[{Name, Tags}]`) as name → tags.
-fn catalog_entries(v: &Value) -> BTreeMap<String, Value> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| {
-            let name = s.get("Name")?.as_str()?.to_string();
-            Some((name, s.get("Tags").cloned().unwrap_or(Value::Null)))
-        })
-        .collect()
 }
 
 /// Each entry's fingerprint, by its `field` (a node's `Node`, a key's `Path`).
@@ -441,7 +426,7 @@ async fn diff_loop(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     };
     let mut health: Option<BTreeMap<String, u64>> = None;
-    let mut catalog: Option<BTreeMap<String, Value>> = None;
+    let mut catalog: Option<BTreeMap<String, u64>> = None;
     // The KV query's prefix and entries (the query restarts when the followed keys' prefix
     // changes; its first answer is then a new baseline).
     let mut kv: Option<(String, BTreeMap<String, [u8; 32]>)> = None;
@@ -493,7 +478,7 @@ async fn diff_loop(
                 let mut unnamed: Option<u64> = None;
                 match dep {
                     Dependency::HealthState => {
-                        let now = check_digests(&value);
+                        let now = digests(&value);
                         if health.is_none() {
                             baseline(&lock(), "health", &followers);
                         }
@@ -518,8 +503,8 @@ async fn diff_loop(
                         }
                         health = Some(now);
                     }
-                    Dependency::Services { .. } => {
-                        let now = catalog_entries(&value);
+                    Dependency::ServiceTags => {
+                        let now = digests(&value);
                         // The followed services may have changed in number since the node list.
                         let gone = keep_node_watches(&mut watches, &mut watched, node_list.as_ref(), watch_limit, &lock(), &shared);
                         wake_named(&lock(), &gone, (u64::MAX, u64::MAX), &followers, "nodes gone");

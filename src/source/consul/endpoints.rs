@@ -79,11 +79,18 @@ impl ConsulSource {
                     let digests = check_digests(&mut de)?;
                     de.end().map(|()| digests)
                 })?;
-                let value = digests
-                    .into_iter()
-                    .map(|(name, d)| (name, Value::from(d)))
-                    .collect();
-                Ok(fetched(Some(Value::Object(value)), a.index))
+                Ok(fetched(Some(digest_value(digests)), a.index))
+            }
+            Dependency::ServiceTags => {
+                let a = self
+                    .get(&["catalog", "services"], Vec::new(), block)
+                    .await?;
+                let digests = ok_parse(&a, |body| {
+                    let mut de = serde_json::Deserializer::from_slice(body);
+                    let digests = tag_digests(&mut de)?;
+                    de.end().map(|()| digests)
+                })?;
+                Ok(fetched(Some(digest_value(digests)), a.index))
             }
             Dependency::Datacenters { ignore_failing } => {
                 let a = self
@@ -246,6 +253,48 @@ fn check_digests<'de, D: serde::Deserializer<'de>>(
     de.deserialize_any(Fold(BTreeMap::new()))
 }
 
+/// A number per name, as the change detector reads it (`watchers::detect::digests`).
+fn digest_value(digests: BTreeMap<String, u64>) -> Value {
+    Value::Object(
+        digests
+            .into_iter()
+            .map(|(name, d)| (name, Value::from(d)))
+            .collect(),
+    )
+}
+
+/// `/v1/catalog/services` (name → tags) as a hash of each service's tags, sorted and without
+/// repeats as the `services` helper gives them. Read entry by entry.
+fn tag_digests<'de, D: serde::Deserializer<'de>>(de: D) -> Result<BTreeMap<String, u64>, D::Error> {
+    struct Fold;
+    impl<'de> serde::de::Visitor<'de> for Fold {
+        type Value = BTreeMap<String, u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of service names to tags")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            use std::borrow::Cow;
+            use std::hash::{Hash as _, Hasher as _};
+            let mut out = BTreeMap::new();
+            while let Some((name, tags)) =
+                map.next_entry::<Cow<'de, str>, Option<Vec<Cow<'de, str>>>>()?
+            {
+                let mut tags = tags.unwrap_or_default();
+                tags.sort();
+                tags.dedup();
+                let mut h = std::hash::DefaultHasher::new();
+                tags.hash(&mut h);
+                out.insert(name.into_owned(), h.finish());
+            }
+            Ok(out)
+        }
+    }
+    de.deserialize_map(Fold)
+}
+
 /// One check of `/v1/health/state/any`, as the change detector reads it (any may be null).
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -262,7 +311,7 @@ struct CheckState<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_digests;
+    use super::{check_digests, tag_digests};
     use std::collections::BTreeMap;
 
     fn digests(text: &str) -> BTreeMap<String, u64> {
@@ -297,5 +346,18 @@ mod tests {
         // Consul answers null for no checks on some versions; nothing else is a list.
         assert!(digests("null").is_empty());
         assert!(check_digests(&mut serde_json::Deserializer::from_str("{}")).is_err());
+    }
+
+    #[test]
+    fn tag_digests_change_with_the_tags_not_their_order() {
+        let tags =
+            |text: &str| tag_digests(&mut serde_json::Deserializer::from_str(text)).expect("tags");
+        let old = tags(r#"{"web": ["b", "a"], "db": [], "consul": null}"#);
+        assert_eq!(old.keys().collect::<Vec<_>>(), ["consul", "db", "web"]);
+        let new = tags(r#"{"web": ["a", "b", "a"], "db": ["primary"], "consul": []}"#);
+        assert_eq!(old["web"], new["web"]);
+        assert_eq!(old["consul"], new["consul"]);
+        assert_ne!(old["db"], new["db"]);
+        assert!(tag_digests(&mut serde_json::Deserializer::from_str("[]")).is_err());
     }
 }

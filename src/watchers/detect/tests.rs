@@ -37,18 +37,14 @@ fn an_unnamed_change_refreshes_the_most_recently_changed_first() {
 
 #[test]
 fn diffs_name_what_changed() {
-    // The health query's shape: a number per service (`endpoints::check_digests`).
-    let old = check_digests(&json!({"web": 5, "db": 6}));
-    let new = check_digests(&json!({"web": 9, "api": 9}));
+    // The health and catalog queries' shape: a number per service (`endpoints`).
+    let old = digests(&json!({"web": 5, "db": 6}));
+    let new = digests(&json!({"web": 9, "api": 9}));
     assert_eq!(changed_names(&old, &new), ["api", "db", "web"]);
     let a: BTreeMap<String, i32> = [("x".into(), 1), ("y".into(), 2)].into();
     let b: BTreeMap<String, i32> = [("x".into(), 1), ("y".into(), 3), ("z".into(), 0)].into();
     assert_eq!(changed_names(&a, &b), ["y", "z"]);
-    // The shapes the sources give: `services` and a KV list.
-    let old = catalog_entries(&json!([{"Name": "web", "Tags": ["a"]}, {"Name": "db", "Tags": []}]));
-    let new =
-        catalog_entries(&json!([{"Name": "web", "Tags": ["a", "b"]}, {"Name": "db", "Tags": []}]));
-    assert_eq!(changed_names(&old, &new), ["web"]);
+    // A KV list.
     let kv = fingerprints(&json!([{"Path": "app/x", "Value": "1"}]), "Path");
     assert!(kv.contains_key("app/x"));
     let mut r = Registry::default();
