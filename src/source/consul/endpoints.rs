@@ -74,22 +74,14 @@ impl ConsulSource {
                     .await?;
                 // Folded as it is read into a number per service (`check_digests`): the
                 // change detector compares these, and thousands of checks are never held.
-                let digests = ok_parse(&a, |body| {
-                    let mut de = serde_json::Deserializer::from_slice(body);
-                    let digests = check_digests(&mut de)?;
-                    de.end().map(|()| digests)
-                })?;
+                let digests = ok_parse(&a, check_digests)?;
                 Ok(fetched(Some(digest_value(digests)), a.index))
             }
             Dependency::ServiceTags => {
                 let a = self
                     .get(&["catalog", "services"], Vec::new(), block)
                     .await?;
-                let digests = ok_parse(&a, |body| {
-                    let mut de = serde_json::Deserializer::from_slice(body);
-                    let digests = tag_digests(&mut de)?;
-                    de.end().map(|()| digests)
-                })?;
+                let digests = ok_parse(&a, tag_digests)?;
                 Ok(fetched(Some(digest_value(digests)), a.index))
             }
             Dependency::Datacenters { ignore_failing } => {
@@ -218,9 +210,7 @@ fn ok_parse<T>(
 /// checks' node, ID and modify index, so that a check added, changed or removed changes its
 /// service's number. Node checks (no service) are left out. Read check by check: the list
 /// itself is never held.
-fn check_digests<'de, D: serde::Deserializer<'de>>(
-    de: D,
-) -> Result<BTreeMap<String, u64>, D::Error> {
+fn check_digests(body: &[u8]) -> serde_json::Result<BTreeMap<String, u64>> {
     struct Fold(BTreeMap<String, u64>);
     impl<'de> serde::de::Visitor<'de> for Fold {
         type Value = BTreeMap<String, u64>;
@@ -250,7 +240,9 @@ fn check_digests<'de, D: serde::Deserializer<'de>>(
             Ok(self.0)
         }
     }
-    de.deserialize_any(Fold(BTreeMap::new()))
+    whole(body, |de| {
+        serde::Deserializer::deserialize_any(de, Fold(BTreeMap::new()))
+    })
 }
 
 /// A number per name, as the change detector reads it (`watchers::detect::digests`).
@@ -265,7 +257,7 @@ fn digest_value(digests: BTreeMap<String, u64>) -> Value {
 
 /// `/v1/catalog/services` (name → tags) as a hash of each service's tags, sorted and without
 /// repeats as the `services` helper gives them. Read entry by entry.
-fn tag_digests<'de, D: serde::Deserializer<'de>>(de: D) -> Result<BTreeMap<String, u64>, D::Error> {
+fn tag_digests(body: &[u8]) -> serde_json::Result<BTreeMap<String, u64>> {
     struct Fold;
     impl<'de> serde::de::Visitor<'de> for Fold {
         type Value = BTreeMap<String, u64>;
@@ -292,7 +284,19 @@ fn tag_digests<'de, D: serde::Deserializer<'de>>(de: D) -> Result<BTreeMap<Strin
             Ok(out)
         }
     }
-    de.deserialize_map(Fold)
+    whole(body, |de| serde::Deserializer::deserialize_map(de, Fold))
+}
+
+/// `body` read by `read`, which must take all of it.
+fn whole<'de, T>(
+    body: &'de [u8],
+    read: impl FnOnce(
+        &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+    ) -> serde_json::Result<T>,
+) -> serde_json::Result<T> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = read(&mut de)?;
+    de.end().map(|()| value)
 }
 
 /// One check of `/v1/health/state/any`, as the change detector reads it (any may be null).
@@ -315,7 +319,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn digests(text: &str) -> BTreeMap<String, u64> {
-        check_digests(&mut serde_json::Deserializer::from_str(text)).expect("checks")
+        check_digests(text.as_bytes()).expect("checks")
     }
 
     #[test]
@@ -345,19 +349,19 @@ mod tests {
         assert!(new.contains_key("api-v2"));
         // Consul answers null for no checks on some versions; nothing else is a list.
         assert!(digests("null").is_empty());
-        assert!(check_digests(&mut serde_json::Deserializer::from_str("{}")).is_err());
+        assert!(check_digests(b"{}").is_err());
+        assert!(check_digests(b"[] []").is_err());
     }
 
     #[test]
     fn tag_digests_change_with_the_tags_not_their_order() {
-        let tags =
-            |text: &str| tag_digests(&mut serde_json::Deserializer::from_str(text)).expect("tags");
+        let tags = |text: &str| tag_digests(text.as_bytes()).expect("tags");
         let old = tags(r#"{"web": ["b", "a"], "db": [], "consul": null}"#);
         assert_eq!(old.keys().collect::<Vec<_>>(), ["consul", "db", "web"]);
         let new = tags(r#"{"web": ["a", "b", "a"], "db": ["primary"], "consul": []}"#);
         assert_eq!(old["web"], new["web"]);
         assert_eq!(old["consul"], new["consul"]);
         assert_ne!(old["db"], new["db"]);
-        assert!(tag_digests(&mut serde_json::Deserializer::from_str("[]")).is_err());
+        assert!(tag_digests(b"[]").is_err());
     }
 }
