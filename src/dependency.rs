@@ -118,6 +118,10 @@ pub enum Dependency {
     /// service: the change detector's catalog query beside `HealthState`, which needs no copy of
     /// the `services` list. No helper asks for it.
     ServiceTags,
+    /// One node and its services (`/v1/catalog/node/:node`) as numbers: the change detector's
+    /// query on each node, which needs no copy of the `node` helper's value. No helper asks
+    /// for it.
+    NodeServices { name: String },
     /// `file`: a local file's contents, read within the template's `sandbox_path` if any.
     File {
         path: PathBuf,
@@ -193,6 +197,7 @@ impl fmt::Display for Dependency {
             }
             Dependency::HealthState => f.write_str("health.state(any)"),
             Dependency::ServiceTags => f.write_str("catalog.services(tags)"),
+            Dependency::NodeServices { name } => write!(f, "catalog.node({name})(services)"),
             Dependency::File { path, .. } => write!(f, "file({})", path.display()),
         }
     }

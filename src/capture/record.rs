@@ -115,7 +115,10 @@ pub(super) async fn record(
                     .filter_map(|d| d.as_str().map(str::to_string))
                     .collect();
             }
-            Dependency::File { .. } | Dependency::HealthState | Dependency::ServiceTags => {}
+            Dependency::File { .. }
+            | Dependency::HealthState
+            | Dependency::ServiceTags
+            | Dependency::NodeServices { .. } => {}
         }
     }
     Ok(rec)
@@ -178,7 +181,8 @@ pub(super) fn supported(dep: &Dependency, agent_dc: Option<&str>) -> Result<(), 
         Dependency::Datacenters { .. }
         | Dependency::File { .. }
         | Dependency::HealthState
-        | Dependency::ServiceTags => return Ok(()),
+        | Dependency::ServiceTags
+        | Dependency::NodeServices { .. } => return Ok(()),
     };
     if !query.is_empty() {
         return refuse("a data file has no namespaces, partitions or peers (?query parameters)");

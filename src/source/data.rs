@@ -303,7 +303,10 @@ impl Catalog {
                 };
                 Some(model::kv_list(&pairs, prefix))
             }
-            Dependency::File { .. } | Dependency::HealthState | Dependency::ServiceTags => {
+            Dependency::File { .. }
+            | Dependency::HealthState
+            | Dependency::ServiceTags
+            | Dependency::NodeServices { .. } => {
                 return Err(SourceError::Fatal(format!(
                     "{dep} is not answered by the data file"
                 )))

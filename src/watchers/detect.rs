@@ -541,7 +541,7 @@ async fn diff_loop(
                             unnamed = Some(index);
                         }
                     }
-                    Dependency::Node { name: Some(name), .. } => {
+                    Dependency::NodeServices { name } => {
                         let (names, armed_now) = watches.answer(&name, &value, &mut watched);
                         let r = lock();
                         if armed_now {

@@ -12,11 +12,12 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tokio::task::JoinHandle;
 
-/// One node: its own fingerprint (address, meta), and its services' (by ID: name, fingerprint).
+/// One node: its own hash (address, meta), and its services' (by ID: name, hash), from a
+/// `NodeServices` answer (`model::node_digest`).
 #[derive(Default, PartialEq)]
 pub(super) struct NodeView {
-    node: [u8; 32],
-    services: BTreeMap<String, (String, [u8; 32])>,
+    node: u64,
+    services: BTreeMap<String, (String, u64)>,
 }
 
 /// Every node, by name.
@@ -42,16 +43,7 @@ pub(super) async fn look(shared: &Shared) -> Option<Nodes> {
     let views = crate::runner::once::join_all(
         names
             .iter()
-            .map(|name| {
-                fetch(
-                    shared,
-                    Dependency::Node {
-                        name: Some(name.clone()),
-                        dc: None,
-                        query: Vec::new(),
-                    },
-                )
-            })
+            .map(|name| fetch(shared, Watches::dependency(name)))
             .collect(),
     )
     .await;
@@ -81,10 +73,8 @@ pub(super) struct Watches {
 impl Watches {
     /// The dependency of one node's query.
     pub(super) fn dependency(name: &str) -> Dependency {
-        Dependency::Node {
-            name: Some(name.to_string()),
-            dc: None,
-            query: Vec::new(),
+        Dependency::NodeServices {
+            name: name.to_string(),
         }
     }
 
@@ -151,11 +141,7 @@ impl Watches {
         if !self.tasks.contains_key(name) {
             return (BTreeSet::new(), false);
         }
-        let new = if value.is_null() {
-            NodeView::default()
-        } else {
-            view(value)
-        };
+        let new = view(value);
         let names = if self.unseen.remove(name) {
             BTreeSet::new()
         } else {
@@ -184,20 +170,20 @@ impl Drop for Watches {
     }
 }
 
+/// A `NodeServices` answer as a view (null, a node that does not exist: an empty one).
 fn view(v: &Value) -> NodeView {
     let services = v
         .get("Services")
-        .and_then(Value::as_array)
+        .and_then(Value::as_object)
         .into_iter()
         .flatten()
-        .filter_map(|s| {
-            let id = s.get("ID")?.as_str()?.to_string();
-            let name = s.get("Service")?.as_str()?.to_string();
-            Some((id, (name, super::fingerprint(Some(s)))))
+        .filter_map(|(id, s)| {
+            let name = s.get(0)?.as_str()?.to_string();
+            Some((id.clone(), (name, s.get(1)?.as_u64()?)))
         })
         .collect();
     NodeView {
-        node: super::fingerprint(v.get("Node")),
+        node: v.get("Node").and_then(Value::as_u64).unwrap_or(0),
         services,
     }
 }
@@ -241,9 +227,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Views of nodes in Consul's `/v1/catalog/node/:node` shape, through `node_digest`.
     fn nodes(list: &[Value]) -> Nodes {
         list.iter()
-            .map(|v| (v["Node"]["Node"].as_str().unwrap().to_string(), view(v)))
+            .map(|v| {
+                let n: crate::source::model::CatalogNode =
+                    serde_json::from_value(v.clone()).unwrap();
+                let digest = crate::source::model::node_digest(&n);
+                (n.node.node, view(&digest))
+            })
             .collect()
     }
 
@@ -251,7 +243,13 @@ mod tests {
     fn a_look_names_the_services_that_changed() {
         let web = |port: u64| json!({"ID": "web-1", "Service": "web", "Port": port});
         let db = json!({"ID": "db-1", "Service": "db", "Port": 5432});
-        let node = |addr: &str, services: Vec<Value>| json!({"Node": {"Node": "n1", "Address": addr}, "Services": services});
+        let node = |addr: &str, services: Vec<Value>| {
+            let services: serde_json::Map<String, Value> = services
+                .into_iter()
+                .map(|s| (s["ID"].as_str().unwrap().to_string(), s))
+                .collect();
+            json!({"Node": {"Node": "n1", "Address": addr}, "Services": services})
+        };
         let before = nodes(&[node("10.0.0.1", vec![web(80), db.clone()])]);
         let same = nodes(&[node("10.0.0.1", vec![web(80), db.clone()])]);
         assert!(changed(&before, &same).is_empty());
@@ -280,5 +278,21 @@ mod tests {
             changed(&before, &Nodes::new()),
             BTreeSet::from(["db".to_string(), "web".to_string()])
         );
+        // Tags in another order are the same tags; another tag is a change.
+        let tagged =
+            |tags: Value| json!({"ID": "web-1", "Service": "web", "Port": 80, "Tags": tags});
+        let ab = nodes(&[node(
+            "10.0.0.1",
+            vec![tagged(json!(["a", "b"])), db.clone()],
+        )]);
+        let ba = nodes(&[node(
+            "10.0.0.1",
+            vec![tagged(json!(["b", "a"])), db.clone()],
+        )]);
+        let abc = nodes(&[node("10.0.0.1", vec![tagged(json!(["a", "b", "c"])), db])]);
+        assert!(changed(&ab, &ba).is_empty());
+        assert_eq!(changed(&ab, &abc), BTreeSet::from(["web".to_string()]));
+        // A node that does not exist answers null: no services.
+        assert!(view(&Value::Null).services.is_empty());
     }
 }

@@ -68,6 +68,14 @@ impl ConsulSource {
                 let value = node.as_ref().map_or_else(model::empty_node, model::node);
                 Ok(fetched(Some(value), a.index))
             }
+            Dependency::NodeServices { name } => {
+                let a = self
+                    .get(&["catalog", "node", name], Vec::new(), block)
+                    .await?;
+                let node: Option<CatalogNode> = ok_json(&a)?;
+                let value = node.as_ref().map_or(Value::Null, model::node_digest);
+                Ok(fetched(Some(value), a.index))
+            }
             Dependency::HealthState => {
                 let a = self
                     .get(&["health", "state", "any"], Vec::new(), block)

@@ -176,6 +176,33 @@ pub fn node(n: &CatalogNode) -> Value {
     json!({"Node": node_value(&n.node), "Services": services})
 }
 
+/// One node's answer as the change detector compares it: `{"Node": n, "Services": {ID:
+/// [name, n]}}`, each number a hash of what the `node` helper shows of the node or service.
+pub fn node_digest(n: &CatalogNode) -> Value {
+    fn hash_of(v: impl std::hash::Hash) -> u64 {
+        use std::hash::Hasher as _;
+        let mut h = std::hash::DefaultHasher::new();
+        v.hash(&mut h);
+        h.finish()
+    }
+    let node = &n.node;
+    let services = n
+        .services
+        .values()
+        .map(|s| {
+            let mut tags = s.tags.clone();
+            tags.sort();
+            let print = hash_of((&s.service, &tags, &s.meta, s.port, &s.address));
+            (s.id.clone(), json!([s.service, print]))
+        })
+        .collect();
+    json!({
+        "Node": hash_of((&node.id, &node.node, &node.address, &node.datacenter,
+                         &node.tagged_addresses, &node.meta)),
+        "Services": Value::Object(services),
+    })
+}
+
 pub(super) fn pair_value(p: &KvPair, key: &str) -> Value {
     json!({
         "Key": key, "Path": p.key, "Value": p.decoded(), "Flags": p.flags,
