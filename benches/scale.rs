@@ -5,8 +5,8 @@
 //! Reports the first complete render, peak connections, change-to-file latency per kind of change
 //! (among them a deploy's second instance of a service whose first just came, both unnamed)
 //! (p50/p99 over `SCALE_CHANGES` each, default 50; a change not seen within 10 s counts as missed), Consul requests
-//! per change, requests while idle, requests in the first second after a simulator restart, and
-//! the watcher's peak RSS.
+//! per change, requests at start-up and while idle (once the start-up refreshes are done),
+//! requests in the first second after a simulator restart, and the watcher's peak RSS.
 //!
 //! Run with `cargo bench --bench scale`. `CONSUL_RENDER_BIN=path` measures another build (the
 //! per-dependency design before change detection, for the side-by-side table in the README).
@@ -91,7 +91,20 @@ fn main() {
         sim.peak_connections(),
         sim.refused_connections()
     );
-    std::thread::sleep(Duration::from_secs(1));
+    // The start-up refreshes (each broad query's first answer refreshes what was fetched
+    // before it) may still run: idle begins once no request came for 2 s (at most 60 s).
+    let (settling, mut count, mut quiet) = (Instant::now(), sim.requests().0, Instant::now());
+    while settling.elapsed() < Duration::from_secs(60) && quiet.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = sim.requests().0;
+        if now != count {
+            (count, quiet) = (now, Instant::now());
+        }
+    }
+    println!(
+        "start-up: {count} requests, quiet {:.1} s after the first complete render",
+        (settling.elapsed() - quiet.elapsed()).as_secs_f64()
+    );
     sim.reset_counters();
     std::thread::sleep(Duration::from_secs(10));
     println!("requests in 10 s idle: {}", sim.requests().0);

@@ -80,8 +80,9 @@ impl Registry {
         self.services.values().map(Vec::len).sum()
     }
 
-    fn wake_every_service(&self, s: &Shared) -> usize {
-        wake_all(self.services.values().flatten(), s)
+    /// Wakes the followed services whose last fetch began before `seen` (`ticks`).
+    fn wake_services_fetched_before(&self, seen: u64, s: &Shared) -> usize {
+        wake_all(fetched_before(self.services.values().flatten(), seen), s)
     }
 
     /// The order a sweep refreshes the followed services in: the `SWEEP_NEWEST` most recently
@@ -94,8 +95,9 @@ impl Registry {
         all.into_iter().chain(rest).cloned().collect()
     }
 
-    fn wake_every_key(&self, s: &Shared) -> usize {
-        wake_all(self.keys.values().flatten(), s)
+    /// Wakes the followed keys whose last fetch began before `seen` (`ticks`).
+    fn wake_keys_fetched_before(&self, seen: u64, s: &Shared) -> usize {
+        wake_all(fetched_before(self.keys.values().flatten(), seen), s)
     }
 
     fn wake_key(&self, path: &str, s: &Shared) -> usize {
@@ -120,6 +122,16 @@ impl Registry {
                 .map_or(String::new(), |i| common[..=i].to_string()),
         )
     }
+}
+
+/// The followers whose last fetch began before `seen`. One still waiting for its connection
+/// is among them at no cost: the fetch it waits for answers the wake-up.
+fn fetched_before<'a>(
+    list: impl IntoIterator<Item = &'a Arc<Follower>>,
+    seen: u64,
+) -> impl Iterator<Item = &'a Arc<Follower>> {
+    list.into_iter()
+        .filter(move |f| f.fetched.load(Ordering::Relaxed) < seen)
 }
 
 /// Wakes every follower in `list`; `s` is the watchers' (the followers' values go to the
@@ -350,11 +362,16 @@ fn keep_node_watches(
     BTreeSet::new()
 }
 
-/// A broad query's first answer: its followers may have fetched before it, so a change in
-/// between would go unseen; each is fetched once more.
+/// A broad query's first answer: a follower whose last fetch began before it may hold a value
+/// older than the answer, and a change in between would go unseen: it is fetched once more.
+/// One whose fetch began since saw everything the answer did (at startup, most of them: the
+/// broad queries start before the followers' first fetches).
 fn baseline(r: &Registry, what: &str, s: &Shared) {
-    let woken = r.wake_every_service(s);
-    tracing::debug!(woken, "{what} baseline: refreshing every followed service");
+    let woken = r.wake_services_fetched_before(ticks(), s);
+    tracing::debug!(
+        woken,
+        "{what} baseline: refreshing the followed services fetched before it"
+    );
 }
 
 /// A refresh of every followed service, woken a batch at a time.
@@ -561,7 +578,7 @@ async fn diff_loop(
                                 }
                             }
                             _ => {
-                                let woken = lock().wake_every_key(&followers);
+                                let woken = lock().wake_keys_fetched_before(ticks(), &followers);
                                 tracing::debug!(woken, "key baseline: refreshing every followed key");
                             }
                         }

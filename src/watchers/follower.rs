@@ -17,7 +17,7 @@ pub(super) struct Follower {
     /// When its last fetch got its connection (`ticks`): a refresh for a change seen earlier
     /// than that is not needed, and a sweep counts it as done.
     pub(super) fetched: AtomicU64,
-    /// Woken since its task last began a fetch.
+    /// Woken since its task last got a connection for a fetch.
     woken: AtomicBool,
     /// Its task is running (at most one is).
     running: AtomicBool,
@@ -88,12 +88,13 @@ async fn run(s: Shared, f: Arc<Follower>, mut ticket: Option<FirstTicket>) {
         if f.gone() {
             return;
         }
-        f.woken.store(false, Ordering::SeqCst);
         let wait = f.last().not_before.saturating_sub(ticks());
         if wait > 0 {
             tokio::time::sleep(Duration::from_millis(wait)).await;
         }
         let permit = s.gate.permits.acquire().await.ok();
+        // A wake-up that came while it waited is answered by this fetch, which begins after it.
+        f.woken.store(false, Ordering::SeqCst);
         // A first fetch gives its place up once it has its connection.
         drop(ticket.take());
         let started = ticks();
