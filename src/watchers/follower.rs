@@ -153,3 +153,72 @@ async fn run(s: Shared, f: Arc<Follower>, mut ticket: Option<FirstTicket>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Retry;
+    use crate::source::data::DataSource;
+    use crate::source::Sources;
+    use tokio::sync::mpsc;
+
+    /// Waits (at most 2 s) until `done` holds.
+    async fn until(done: impl Fn() -> bool) -> bool {
+        for _ in 0..400 {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        done()
+    }
+
+    #[tokio::test]
+    async fn a_follower_fetches_when_woken_sends_only_changes_and_stops_for_good() {
+        let data = r#"{"kv": {"app/color": "blue"}}"#;
+        let retry = Retry {
+            enabled: false,
+            attempts: 0,
+            backoff: Duration::ZERO,
+            max_backoff: Duration::ZERO,
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let s = Shared {
+            sources: Arc::new(Sources::data(DataSource::from_json(data).unwrap(), retry)),
+            tx,
+            gate: Arc::new(super::super::Gate::new(2)),
+            wait: Duration::from_secs(1),
+            all_rendered: Arc::new(AtomicBool::new(false)),
+            every_index: false,
+        };
+        let (path, dc, query) = crate::dependency::parse_kv("key", "app/color").unwrap();
+        let dep = Dependency::Key { path, dc, query };
+        let f = Arc::new(Follower::new(dep.clone()));
+        f.start(&s, s.gate.ticket());
+        match rx.recv().await {
+            Some(Event::Value(d, Some(v))) => {
+                assert_eq!(d, dep);
+                assert_eq!(v["Value"], "blue");
+            }
+            other => panic!("expected the key's value, got {other:?}"),
+        }
+        assert!(
+            until(|| !f.running.load(Ordering::SeqCst)).await,
+            "the task ends"
+        );
+        // A wake-up fetches again; the same value is not sent again.
+        let first = f.fetched.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        f.wake(&s);
+        assert!(until(|| f.fetched.load(Ordering::Relaxed) > first).await);
+        assert!(until(|| !f.running.load(Ordering::SeqCst)).await);
+        assert!(rx.try_recv().is_err(), "an unchanged value is not sent");
+        // Stopped: a wake-up starts nothing.
+        f.stop();
+        let last = f.fetched.load(Ordering::Relaxed);
+        f.wake(&s);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(f.fetched.load(Ordering::Relaxed), last);
+        assert!(!f.running.load(Ordering::SeqCst));
+    }
+}
