@@ -1,4 +1,5 @@
-//! Watch mode's eyes: one task per unique dependency, each a loop of blocking queries, and one
+//! Watch mode's eyes: one task per unique dependency, each a loop of blocking queries (past the
+//! connection budget, followers of the change detector instead: `detect`, `follower`), and one
 //! file watcher for `file` dependencies and the `-data` file. They send `Event`s to the runner.
 //!
 //! Blocking-query rules (`CONSUL_API.md` §4): an index that goes backwards resets to 0 (fetch
@@ -343,9 +344,8 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
         match result {
             Ok(f) => {
                 backoff = Backoff::default();
-                // An index that went backwards means the server state was reset: start over.
-                let moved = f.index > index;
-                index = if f.index < index { 0 } else { f.index.max(1) };
+                let moved;
+                (moved, index) = next_index(index, f.index);
                 let print = fingerprint(f.value.as_ref());
                 let changed = last != Some(print);
                 pace = !(moved && changed);
@@ -378,6 +378,13 @@ async fn watch_dependency(s: Shared, dep: Dependency, ticket: FirstTicket, wake:
             }
         }
     }
+}
+
+/// An answer's `X-Consul-Index` after the last one kept: whether it moved forward, and the
+/// index to keep. One that went backwards means the server state was reset: start over from 0
+/// (never sent as a wait index).
+fn next_index(last: u64, answer: u64) -> (bool, u64) {
+    (answer > last, if answer < last { 0 } else { answer.max(1) })
 }
 
 /// A dependency's retries after errors: the once-mode backoff until every template has

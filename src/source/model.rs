@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 mod values;
 pub use values::{
-    empty_node, instances, kv_list, kv_pair, node, node_digest, nodes, object, only_children,
-    services, without_folders,
+    empty_node, hash_of, instances, kv_list, kv_pair, node, node_digest, nodes, object,
+    only_children, services, without_folders,
 };
 
 /// The fields `service` instances carry: all, or those the templates can read

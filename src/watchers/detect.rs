@@ -66,10 +66,7 @@ impl Registry {
     fn wake_service_unseen(&self, name: &str, index: u64, seen: u64, s: &Shared) -> usize {
         self.services.get(name).map_or(0, |list| {
             wake_all(
-                list.iter().filter(|f| {
-                    f.index.load(Ordering::Relaxed) < index
-                        && f.fetched.load(Ordering::Relaxed) < seen
-                }),
+                fetched_before(list, seen).filter(|f| f.index.load(Ordering::Relaxed) < index),
                 s,
             )
         })

@@ -104,14 +104,8 @@ async fn run(s: Shared, f: Arc<Follower>, mut ticket: Option<FirstTicket>) {
         match result {
             Ok(answer) => {
                 backoff = Backoff::default();
-                let index = f.index.load(Ordering::Relaxed);
-                // An index that went backwards means the server state was reset.
-                let moved = answer.index > index;
-                let index = if answer.index < index {
-                    0
-                } else {
-                    answer.index.max(1)
-                };
+                let (moved, index) =
+                    super::next_index(f.index.load(Ordering::Relaxed), answer.index);
                 let print = super::fingerprint(answer.value.as_ref());
                 let mut last = f.last();
                 let changed = last.sent != Some(print);

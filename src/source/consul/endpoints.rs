@@ -232,18 +232,16 @@ fn check_digests(body: &[u8]) -> serde_json::Result<BTreeMap<String, u64>> {
             mut self,
             mut seq: A,
         ) -> Result<Self::Value, A::Error> {
-            use std::hash::{Hash as _, Hasher as _};
             while let Some(c) = seq.next_element::<CheckState>()? {
                 let Some(name) = c.service_name.filter(|n| !n.is_empty()) else {
                     continue;
                 };
-                let mut h = std::hash::DefaultHasher::new();
-                (c.node, c.check_id, c.modify_index).hash(&mut h);
+                let check = model::hash_of((c.node, c.check_id, c.modify_index));
                 let sum = match self.0.get_mut(name.as_ref()) {
                     Some(sum) => sum,
                     None => self.0.entry(name.into_owned()).or_default(),
                 };
-                *sum = sum.wrapping_add(h.finish());
+                *sum = sum.wrapping_add(check);
             }
             Ok(self.0)
         }
@@ -277,7 +275,6 @@ fn tag_digests(body: &[u8]) -> serde_json::Result<BTreeMap<String, u64>> {
             mut map: A,
         ) -> Result<Self::Value, A::Error> {
             use std::borrow::Cow;
-            use std::hash::{Hash as _, Hasher as _};
             let mut out = BTreeMap::new();
             while let Some((name, tags)) =
                 map.next_entry::<Cow<'de, str>, Option<Vec<Cow<'de, str>>>>()?
@@ -285,9 +282,7 @@ fn tag_digests(body: &[u8]) -> serde_json::Result<BTreeMap<String, u64>> {
                 let mut tags = tags.unwrap_or_default();
                 tags.sort();
                 tags.dedup();
-                let mut h = std::hash::DefaultHasher::new();
-                tags.hash(&mut h);
-                out.insert(name.into_owned(), h.finish());
+                out.insert(name.into_owned(), model::hash_of(&tags));
             }
             Ok(out)
         }

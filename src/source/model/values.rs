@@ -176,15 +176,18 @@ pub fn node(n: &CatalogNode) -> Value {
     json!({"Node": node_value(&n.node), "Services": services})
 }
 
+/// A hash of `v` that is the same on every run (the change detector compares these between
+/// answers).
+pub fn hash_of(v: impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher as _;
+    let mut h = std::hash::DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
+}
+
 /// One node's answer as the change detector compares it: `{"Node": n, "Services": {ID:
 /// [name, n]}}`, each number a hash of what the `node` helper shows of the node or service.
 pub fn node_digest(n: &CatalogNode) -> Value {
-    fn hash_of(v: impl std::hash::Hash) -> u64 {
-        use std::hash::Hasher as _;
-        let mut h = std::hash::DefaultHasher::new();
-        v.hash(&mut h);
-        h.finish()
-    }
     let node = &n.node;
     let services = n
         .services
