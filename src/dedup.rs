@@ -35,6 +35,10 @@ const LOCK_DELAY: &str = "1ms";
 const CONTEST_EVERY: Duration = Duration::from_millis(250);
 /// The pause after a failed request before the next.
 const RETRY: Duration = Duration::from_secs(1);
+/// The longest pause between two failed session creations (doubling from `RETRY`):
+/// consul-template's `sessionCreateRetry`. A token without `session:write` is not asked every
+/// second for ever.
+const SESSION_RETRY_MAX: Duration = Duration::from_secs(15);
 
 /// What the render loop hears about each template (by its index in the jobs).
 #[derive(Debug)]
@@ -219,11 +223,21 @@ async fn keep_session(
         "LockDelay": LOCK_DELAY,
     })
     .to_string();
+    let mut backoff = RETRY;
     loop {
         let id = match call(&consul, Method::PUT, &["session", "create"], &body).await {
-            Ok(r) if r.status == 200 => serde_json::from_slice::<Value>(&r.body)
-                .ok()
-                .and_then(|v| v.get("ID").and_then(Value::as_str).map(str::to_string)),
+            Ok(r) if r.status == 200 => {
+                let id = serde_json::from_slice::<Value>(&r.body)
+                    .ok()
+                    .and_then(|v| v.get("ID").and_then(Value::as_str).map(str::to_string));
+                if id.is_none() {
+                    tracing::error!(
+                        "dedup: no session ID in {}; retrying in {backoff:?}",
+                        describe(&r)
+                    );
+                }
+                id
+            }
             Ok(r) if r.status == 400 => {
                 let _ = events.send(Event::Failed(format!(
                     "Consul refused the session (deduplicate {{ ttl = {} }}): {}",
@@ -233,18 +247,23 @@ async fn keep_session(
                 return;
             }
             Ok(r) => {
-                tracing::error!("dedup: cannot create a session: {}", describe(&r));
+                tracing::error!(
+                    "dedup: cannot create a session: {}; retrying in {backoff:?}",
+                    describe(&r)
+                );
                 None
             }
             Err(e) => {
-                tracing::warn!("dedup: cannot create a session: {e}");
+                tracing::warn!("dedup: cannot create a session: {e}; retrying in {backoff:?}");
                 None
             }
         };
         let Some(id) = id else {
-            tokio::time::sleep(RETRY).await;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(SESSION_RETRY_MAX);
             continue;
         };
+        backoff = RETRY;
         tracing::info!(session = %id, ttl = ?ttl, "dedup: session created");
         tx.send_replace(Some(id.clone()));
         let mut renewed = Instant::now();

@@ -5,6 +5,7 @@
 
 use crate::support::{wait_until, Background, Consul, Dir};
 use base64::Engine as _;
+use consul_sim::Fault;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -332,4 +333,35 @@ fn a_session_consul_refuses_ends_the_run() {
     assert!(bg.log().contains("Invalid Session TTL"), "{}", bg.log());
     assert!(bg.log().contains("ttl = 1s"), "{}", bg.log());
     assert!(!d.exists("out.conf"));
+}
+
+/// A session Consul will not create (a token without `session:write`, say) is asked for again
+/// after 1, 2, 4… s, up to consul-template's 15 s, not every second.
+#[test]
+fn session_creation_backs_off() {
+    let c = Consul::start();
+    let Some(sim) = c.sim() else { return };
+    sim.session_ttl_min(Duration::from_millis(100));
+    c.register(web(1));
+    c.put_kv("app/colour", "blue");
+    sim.fault_writes(
+        Fault::Status(403, "Permission denied".into()),
+        3,
+        "/v1/session/create",
+    );
+    let start = Instant::now();
+    let (_d, bg) = renderer(&c.addr);
+    wait_until("a session holding the lock", LIMIT, || {
+        lock_holder(&c).is_some()
+    });
+    let took = start.elapsed();
+    let creates = sim.requests().1.get("/v1/session/create").copied();
+    assert_eq!(creates, Some(4), "{}", bg.log());
+    // Three refusals, then pauses of 1, 2 and 4 s before the next try.
+    assert!(took >= Duration::from_secs(7), "{took:?}\n{}", bg.log());
+    assert!(
+        bg.log().contains("403 Permission denied; retrying in 4s"),
+        "{}",
+        bg.log()
+    );
 }

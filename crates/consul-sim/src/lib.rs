@@ -165,7 +165,22 @@ impl Sim {
 
     /// Queues `count` answers of `fault` for `/v1/` reads whose path starts with `path`.
     pub fn fault(&self, fault: Fault, count: u32, path: Option<&str>) {
-        lock(&self.shared.faults).push((fault, count, path.map(str::to_string)));
+        self.queue(fault, count, path, false);
+    }
+
+    /// Queues `count` answers of `fault` for `/v1/` writes (PUT, DELETE) whose path starts with
+    /// `path` (a session Consul will not create, say).
+    pub fn fault_writes(&self, fault: Fault, count: u32, path: &str) {
+        self.queue(fault, count, Some(path), true);
+    }
+
+    fn queue(&self, fault: Fault, count: u32, path: Option<&str>, writes: bool) {
+        lock(&self.shared.faults).push(state::Queued {
+            fault,
+            count,
+            path: path.map(str::to_string),
+            writes,
+        });
     }
 
     /// Makes every index reported from now on lower than before (a snapshot restore).

@@ -101,42 +101,43 @@ pub(crate) async fn faults_and_acl(State(st): State<St>, req: Request, next: Nex
             return (StatusCode::FORBIDDEN, "ACL not found").into_response();
         }
     }
-    if req.method() == axum::http::Method::GET {
-        let path = req.uri().path().to_string();
-        let fault = {
-            let mut faults = lock(&st.faults);
-            let pos = faults.iter().position(|(_, n, p)| {
-                *n > 0 && p.as_ref().is_none_or(|p| path.starts_with(p.as_str()))
-            });
-            pos.map(|i| {
-                faults[i].1 -= 1;
-                let f = faults[i].0.clone();
-                faults.retain(|(_, n, _)| *n > 0);
-                f
-            })
-        };
-        match fault {
-            Some(Fault::Status(code, body)) => {
-                let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                return (code, body).into_response();
-            }
-            Some(Fault::Garbage) => {
-                let idx = lock(&st.data).index;
-                let mut r = (
-                    StatusCode::OK,
-                    "<html><body>502 Bad Gateway from a proxy</body></html>",
-                )
-                    .into_response();
-                r.headers_mut()
-                    .insert("X-Consul-Index", HeaderValue::from(idx));
-                return r;
-            }
-            Some(Fault::Hang) => {
-                tokio::time::sleep(MAX_WAIT).await;
-                return StatusCode::GATEWAY_TIMEOUT.into_response();
-            }
-            None => {}
+    let fault = {
+        let writes = req.method() != axum::http::Method::GET;
+        let path = req.uri().path();
+        let mut faults = lock(&st.faults);
+        let pos = faults.iter().position(|q| {
+            q.count > 0
+                && q.writes == writes
+                && q.path.as_ref().is_none_or(|p| path.starts_with(p.as_str()))
+        });
+        pos.map(|i| {
+            faults[i].count -= 1;
+            let f = faults[i].fault.clone();
+            faults.retain(|q| q.count > 0);
+            f
+        })
+    };
+    match fault {
+        Some(Fault::Status(code, body)) => {
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (code, body).into_response();
         }
+        Some(Fault::Garbage) => {
+            let idx = lock(&st.data).index;
+            let mut r = (
+                StatusCode::OK,
+                "<html><body>502 Bad Gateway from a proxy</body></html>",
+            )
+                .into_response();
+            r.headers_mut()
+                .insert("X-Consul-Index", HeaderValue::from(idx));
+            return r;
+        }
+        Some(Fault::Hang) => {
+            tokio::time::sleep(MAX_WAIT).await;
+            return StatusCode::GATEWAY_TIMEOUT.into_response();
+        }
+        None => {}
     }
     next.run(req).await
 }

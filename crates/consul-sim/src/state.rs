@@ -100,11 +100,19 @@ pub(crate) struct Counters {
     pub(crate) in_flight_max: u64,
 }
 
+/// Answers queued by `Sim::fault` (reads) or `Sim::fault_writes` (writes).
+pub(crate) struct Queued {
+    pub(crate) fault: Fault,
+    pub(crate) count: u32,
+    pub(crate) path: Option<String>,
+    pub(crate) writes: bool,
+}
+
 pub(crate) struct Shared {
     pub(crate) data: Mutex<Data>,
     pub(crate) changed: watch::Sender<u64>,
     pub(crate) token: Option<String>,
-    pub(crate) faults: Mutex<Vec<(Fault, u32, Option<String>)>>,
+    pub(crate) faults: Mutex<Vec<Queued>>,
     pub(crate) counters: Mutex<Counters>,
 }
 
