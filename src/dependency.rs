@@ -258,6 +258,26 @@ fn parse_query_params(
 
 /// Parses `[tag.]name[?query][@dc][~near][|filter,…]`.
 pub fn parse_service(input: &str) -> Result<ServiceQuery, QueryError> {
+    // The common case, a plain name, without the regex (a template may ask for thousands).
+    if !input.is_empty()
+        && input
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Ok(ServiceQuery {
+            name: input.to_string(),
+            tag: None,
+            dc: None,
+            near: None,
+            filter: HealthFilter::PassingOnly,
+            query: Vec::new(),
+        });
+    }
+    parse_service_query(input)
+}
+
+/// `parse_service` for any input, by the grammar's regex.
+fn parse_service_query(input: &str) -> Result<ServiceQuery, QueryError> {
     static RE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
             r"^((?P<tag>[\w=:.\-]+)\.)?(?P<name>[\w\-]+)(\?(?P<query>[\w\-=&]+))?(@(?P<dc>[\w.\-]+))?(~(?P<near>[\w.\-]+))?(\|(?P<filter>[\w,]+))?$",

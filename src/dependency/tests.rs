@@ -31,6 +31,16 @@ fn service_forms() {
     );
 }
 
+proptest::proptest! {
+    /// The plain-name shortcut gives what the grammar gives, for names and near-names alike.
+    #[test]
+    fn a_plain_service_name_parses_as_the_grammar_says(name in "[A-Za-z0-9_-]{0,12}|[A-Za-z0-9_.@~|?=-]{0,12}") {
+        let fast = parse_service(&name).map_err(|e| e.to_string());
+        let full = parse_service_query(&name).map_err(|e| e.to_string());
+        proptest::prop_assert_eq!(fast, full);
+    }
+}
+
 #[test]
 fn service_errors() {
     assert!(parse_service("").is_err());

@@ -39,6 +39,8 @@ pub struct Catalog {
     entries: Vec<HealthEntry>,
     /// Each service's entries, in file order: a `service` query does not scan the catalog.
     by_service: HashMap<String, Vec<usize>>,
+    /// Sorted by key (stably: of two keys that differ only by a leading `/`, the file's first
+    /// wins): a `key` query is a binary search, a `ls`/`tree` prefix a range.
     kv: Vec<KvPair>,
 }
 
@@ -179,6 +181,8 @@ impl Catalog {
                 .or_default()
                 .push(i);
         }
+        let mut kv = c.kv;
+        kv.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(Catalog {
             by_service,
             datacenter: c.datacenter,
@@ -186,7 +190,7 @@ impl Catalog {
             agent_node: c.agent_node,
             nodes: c.nodes,
             entries: c.entries,
-            kv: c.kv,
+            kv,
         })
     }
 
@@ -285,17 +289,19 @@ impl Catalog {
             )),
             Dependency::Key { path, dc, query } => {
                 let dc = self.dc(dc, query)?;
+                let at = self.kv.partition_point(|p| p.key < *path);
                 (dc == self.datacenter)
-                    .then(|| self.kv.iter().find(|p| &p.key == path))
+                    .then(|| self.kv.get(at).filter(|p| p.key == *path))
                     .flatten()
                     .map(model::kv_pair)
             }
             Dependency::KeyPrefix { prefix, dc, query } => {
                 let dc = self.dc(dc, query)?;
                 let pairs: Vec<KvPair> = if dc == self.datacenter {
-                    self.kv
+                    let from = self.kv.partition_point(|p| p.key < *prefix);
+                    self.kv[from..]
                         .iter()
-                        .filter(|p| p.key.starts_with(prefix.as_str()))
+                        .take_while(|p| p.key.starts_with(prefix.as_str()))
                         .cloned()
                         .collect()
                 } else {
@@ -370,6 +376,54 @@ mod tests {
             query: vec![],
         };
         assert_eq!(d.answer(&missing).unwrap(), None);
+    }
+
+    /// Keys are found by binary search and prefixes by range: the file's order does not matter,
+    /// and of `/a` and `a` (the same key once the `/` is dropped) the first in the file's
+    /// (sorted) order answers.
+    #[test]
+    fn keys_and_prefixes_from_the_sorted_list() {
+        let d = DataSource::from_json(
+            r#"{"kv": {"b/x": "1", "ab": "4", "a/b": "3", "a": "second", "/a": "first", "a/c/d": "5"}}"#,
+        )
+        .unwrap();
+        let key = |path: &str| {
+            d.answer(&Dependency::Key {
+                path: path.into(),
+                dc: None,
+                query: vec![],
+            })
+            .unwrap()
+            .map(|v| v["Value"].clone())
+        };
+        assert_eq!(key("a"), Some("first".into()));
+        assert_eq!(key("b/x"), Some("1".into()));
+        assert_eq!(key("b"), None);
+        assert_eq!(key("zz"), None);
+        let tree = |prefix: &str| {
+            let v = d
+                .answer(&Dependency::KeyPrefix {
+                    prefix: prefix.into(),
+                    dc: None,
+                    query: vec![],
+                })
+                .unwrap()
+                .unwrap();
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}={}",
+                        p["Key"].as_str().unwrap(),
+                        p["Value"].as_str().unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(tree("a/"), ["b=3", "c/d=5"]);
+        assert_eq!(tree("b/"), ["x=1"]);
+        assert!(tree("c/").is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@ use super::{spec, to_text, Call, HelperError, HelperResult, Spec};
 use crate::limits;
 use regex::Regex;
 use serde_json::{Map, Value};
+use std::rc::Rc;
 
 pub const HELPERS: &[Spec] = &[
     spec("join", 2, 2, join),
@@ -137,15 +138,18 @@ fn replace_all(c: &Call) -> HelperResult {
 /// cannot grow it.
 const REGEX_CACHE: usize = 64;
 
-fn compile(re: &str) -> Result<Regex, HelperError> {
+/// A compiled expression, shared, not cloned: a clone of a `Regex` starts with an empty pool of
+/// search caches, which every match would then build again.
+fn compile(re: &str) -> Result<Rc<Regex>, HelperError> {
     thread_local! {
-        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Regex>> =
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Rc<Regex>>> =
             std::cell::RefCell::default();
     }
     if let Some(hit) = CACHE.with(|c| c.borrow().get(re).cloned()) {
         return Ok(hit);
     }
     let compiled = Regex::new(re)
+        .map(Rc::new)
         .map_err(|e| format!("invalid regular expression {re:?}: {e}"))
         .map_err(HelperError::from)?;
     CACHE.with(|c| {
