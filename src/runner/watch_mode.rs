@@ -336,6 +336,13 @@ pub async fn run(
                             for gone in watchers.sync(&Wanted::default()) {
                                 Arc::make_mut(&mut store).remove(&gone);
                             }
+                            // What the stopped watchers sent before they stopped is as narrow:
+                            // stored, it would render empty fields before the new answers came.
+                            while let Ok(ev) = rx.try_recv() {
+                                if let Event::Failed(dep, message) = ev {
+                                    return Err(RunError::Dependency { dependency: dep.to_string(), message });
+                                }
+                            }
                         }
                         // Templates may have changed, and with them their locks.
                         if let Some(d) = dedup.take() {

@@ -616,7 +616,12 @@ fn unnamed_changes_on_as_many_nodes_as_services_sweep() {
     let Some(requests) = unnamed_changes(true, 16) else {
         return;
     };
-    assert!(requests >= 12 * 100, "{requests} requests: no sweeps?");
+    // A sweep costs 80 to 100 requests a change here (fewer the faster the render finds the
+    // change: 982 seen); without one a change costs a dozen, a look at every node over 300.
+    assert!(
+        (12 * 40..12 * 300).contains(&requests),
+        "{requests} requests for 12 changes: no sweeps, or every node looked at?"
+    );
 }
 
 /// A node's own change (its address) moves neither the catalog's services index nor the health
@@ -665,10 +670,11 @@ fn node_changes(cap: usize) {
     wait_until("the new node's instance", LIMIT, || has("svc-5b 10.7.7.7"));
     // A node removed with its services.
     c.deregister(json!({"Node": "node-7"}));
+    // Its ten services go as each one's answer comes: a render may come between two of them.
     wait_until("node-7's services gone", LIMIT, || {
-        !has("svc-7 10.0.0.7") && !has("svc-97 10.0.0.7")
+        !has("svc-7 10.0.0.7") && !has("svc-97 10.0.0.7") && d.lines("out.conf") == 91
     });
-    assert_eq!(d.lines("out.conf"), 91, "{}", bg.log());
+    assert!(has("svc-5b 10.7.7.7"), "{}", bg.log());
 }
 
 /// 300 services, 12 unnamed changes each waited for; the requests the simulator saw meanwhile.
