@@ -143,10 +143,18 @@ enum Task {
 }
 
 impl Task {
-    fn stop(self) {
+    /// Stops it. A follower sends nothing once this returns; a task of its own may still be
+    /// running elsewhere until its handle, returned here, is awaited.
+    fn stop(self) -> Option<JoinHandle<()>> {
         match self {
-            Task::Own(t) => t.abort(),
-            Task::Follows(f) => f.stop(),
+            Task::Own(t) => {
+                t.abort();
+                Some(t)
+            }
+            Task::Follows(f) => {
+                f.stop();
+                None
+            }
         }
     }
 }
@@ -214,15 +222,7 @@ impl Watchers {
             .map(|(d, _)| d.clone())
             .collect();
         for dep in gone.iter().chain(&switched) {
-            if let Some(task) = self.tasks.remove(dep) {
-                if let (Task::Follows(f), Some(d)) = (&task, self.detector.as_mut()) {
-                    d.unfollow(f);
-                }
-                task.stop();
-            }
-            if let Dependency::File { path, .. } = dep {
-                self.files.forget(path);
-            }
+            self.unwatch(dep);
         }
         for &dep in wanted {
             if self.tasks.contains_key(dep) {
@@ -267,6 +267,30 @@ impl Watchers {
         gone
     }
 
+    /// Stops `dep`'s watcher; the handle of a task to wait for (`Task::stop`).
+    fn unwatch(&mut self, dep: &Dependency) -> Option<JoinHandle<()>> {
+        if let Dependency::File { path, .. } = dep {
+            self.files.forget(path);
+        }
+        let task = self.tasks.remove(dep)?;
+        if let (Task::Follows(f), Some(d)) = (&task, self.detector.as_mut()) {
+            d.unfollow(f);
+        }
+        task.stop()
+    }
+
+    /// Stops every watcher and returns once none of them can send anything more: what they
+    /// had sent is all in the channel. Returns the dependencies they watched.
+    pub async fn stop_all(&mut self) -> Vec<Dependency> {
+        let deps: Vec<Dependency> = self.tasks.keys().cloned().collect();
+        let running: Vec<JoinHandle<()>> = deps.iter().filter_map(|d| self.unwatch(d)).collect();
+        for task in running {
+            // Cancelled at its next await, or already done: either way it sends no more.
+            let _ = task.await;
+        }
+        deps
+    }
+
     /// How many dependencies are watched.
     pub fn len(&self) -> usize {
         self.tasks.len()
@@ -279,7 +303,8 @@ impl Watchers {
     /// Stops every watcher; in-flight queries are dropped.
     pub fn stop(&mut self) {
         for (_, task) in self.tasks.drain() {
-            task.stop();
+            // Not waited for: nothing reads the channel after this.
+            let _ = task.stop();
         }
         self.detector = None;
     }

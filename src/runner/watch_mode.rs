@@ -333,11 +333,12 @@ pub async fn run(
                             // Instances fetched so far lack fields the new templates read: fetch
                             // everything again before anything renders from them.
                             tracing::info!("the templates read more instance fields: fetching again");
-                            for gone in watchers.sync(&Wanted::default()) {
+                            for gone in watchers.stop_all().await {
                                 Arc::make_mut(&mut store).remove(&gone);
                             }
-                            // What the stopped watchers sent before they stopped is as narrow:
-                            // stored, it would render empty fields before the new answers came.
+                            // What they sent before they stopped is as narrow: stored, it would
+                            // render empty fields before the new answers came. None of them
+                            // sends after `stop_all`, so the queue holds all of it.
                             while let Ok(ev) = rx.try_recv() {
                                 if let Event::Failed(dep, message) = ev {
                                     return Err(RunError::Dependency { dependency: dep.to_string(), message });

@@ -72,7 +72,9 @@ impl Follower {
     }
 
     /// Stops following: a fetch under way is not sent.
+    /// Nothing is sent once this returns: `run` checks `gone` and sends under the same lock.
     pub(super) fn stop(&self) {
+        let _sending = self.last();
         self.gone.store(true, Ordering::SeqCst);
     }
 
@@ -116,11 +118,10 @@ async fn run(s: Shared, f: Arc<Follower>, mut ticket: Option<FirstTicket>) {
                 };
                 if changed && !f.gone() {
                     last.sent = Some(print);
+                    // Under the lock, so that `stop` returns before or after it, never during.
+                    let sent = s.tx.send(Event::Value(f.dep.clone(), answer.value));
                     drop(last);
-                    if s.tx
-                        .send(Event::Value(f.dep.clone(), answer.value))
-                        .is_err()
-                    {
+                    if sent.is_err() {
                         return;
                     }
                 }
