@@ -233,7 +233,7 @@ pub fn lookup(dep: Dependency) -> Lookup {
         };
         let Some(slot) = state.store.slots.get(&dep).copied() else {
             state.used.insert(dep.clone());
-            push_missing(state, Missing::Pending(dep));
+            state.missing.insert(Missing::Pending(dep));
             return Lookup::Pending;
         };
         // Moved in, not copied (one already recorded is dropped).
@@ -252,13 +252,9 @@ pub fn lookup(dep: Dependency) -> Lookup {
 pub fn mark_missing(m: Missing) {
     CURRENT.with(|c| {
         if let Some(state) = c.borrow_mut().as_mut() {
-            push_missing(state, m);
+            state.missing.insert(m);
         }
     });
-}
-
-fn push_missing(state: &mut State, m: Missing) {
-    state.missing.insert(m);
 }
 
 /// The template's `sandbox_path`, if any.

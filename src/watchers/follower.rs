@@ -23,7 +23,7 @@ pub(super) struct Follower {
     running: AtomicBool,
     /// No longer followed: its task ends at its next step.
     gone: AtomicBool,
-    /// Touched by its task only.
+    /// Its task's bookkeeping; `stop` takes it too, so that nothing is sent after it.
     last: Mutex<Last>,
 }
 
@@ -71,8 +71,8 @@ impl Follower {
         }
     }
 
-    /// Stops following: a fetch under way is not sent.
-    /// Nothing is sent once this returns: `run` checks `gone` and sends under the same lock.
+    /// Stops following: nothing is sent once this returns (`run` checks `gone` and sends
+    /// under the same lock), not even a fetch under way.
     pub(super) fn stop(&self) {
         let _sending = self.last();
         self.gone.store(true, Ordering::SeqCst);
